@@ -1,0 +1,226 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// One connection to Redis. Safe to share between tasks: commands from all of them are
+/// pipelined on the socket and replies are matched in order.
+///
+/// Most code should use `RedisClient`, which pools these and reconnects; a bare connection is
+/// for pub/sub-like uses or tests.
+public final class RESPConnection: Sendable {
+    public let channel: any Channel
+    /// The protocol negotiated by the handshake (RESP2 when the server refused HELLO 3).
+    public let protocolVersion: RedisConfiguration.ProtocolVersion
+    public let commandTimeout: Duration
+    let logger: Logger
+
+    private init(channel: any Channel, protocolVersion: RedisConfiguration.ProtocolVersion, commandTimeout: Duration, logger: Logger) {
+        self.channel = channel
+        self.protocolVersion = protocolVersion
+        self.commandTimeout = commandTimeout
+        self.logger = logger
+    }
+
+    /// Opens a connection and runs the handshake (HELLO/AUTH, SELECT).
+    /// - Parameter pushHandler: receives RESP3 push messages (pub/sub, invalidations); called on
+    ///   the connection's event loop, so it must not block.
+    public static func connect(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "TesseraRESP"),
+        pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws(RedisError) -> RESPConnection {
+        let sslContext = try makeSSLContext(configuration)
+        return try await connect(
+            configuration: configuration,
+            sslContext: sslContext,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger,
+            pushHandler: pushHandler
+        )
+    }
+
+    static func makeSSLContext(_ configuration: RedisConfiguration) throws(RedisError) -> NIOSSLContext? {
+        guard let tls = configuration.tls else { return nil }
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        if let ca = tls.caFilePath {
+            tlsConfiguration.trustRoots = .file(ca)
+        }
+        do {
+            return try NIOSSLContext(configuration: tlsConfiguration)
+        } catch {
+            throw .invalidConfiguration("cannot set up TLS: \(error)")
+        }
+    }
+
+    static func connect(
+        configuration: RedisConfiguration,
+        sslContext: NIOSSLContext?,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger,
+        pushHandler: (@Sendable (RESPValue) -> Void)?
+    ) async throws(RedisError) -> RESPConnection {
+        let limits = configuration.decoderLimits
+        // SNI must not carry an IP address; NIOSSL then verifies against the peer address.
+        let serverName = configuration.tls?.serverName ?? (isIPAddress(configuration.host) ? nil : configuration.host)
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                    }
+                    try sync.addHandler(ByteToMessageHandler(RESPValueDecoder(limits: limits)))
+                    try sync.addHandler(RESPChannelHandler(pushHandler: pushHandler))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+        } catch {
+            throw .connectionFailed("\(configuration.host):\(configuration.port): \(error)")
+        }
+        do {
+            let version = try await handshake(channel: channel, configuration: configuration)
+            logger.debug("Redis connection ready", metadata: ["redis": "\(configuration)", "resp": "\(version.rawValue)"])
+            return RESPConnection(channel: channel, protocolVersion: version, commandTimeout: configuration.commandTimeout, logger: logger)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    private static func handshake(channel: any Channel, configuration: RedisConfiguration) async throws(RedisError) -> RedisConfiguration.ProtocolVersion {
+        let timeout = configuration.connectTimeout
+        func command(_ args: [RESPArgument]) async throws(RedisError) -> RESPValue {
+            do {
+                return try await Self.send([args], on: channel, timeout: timeout)[0]
+            } catch let error as RedisError {
+                throw error
+            } catch {
+                throw .connectionFailed("connection lost during the handshake")
+            }
+        }
+        var version = RedisConfiguration.ProtocolVersion.resp2
+        if configuration.protocolVersion == .resp3 {
+            var hello: [RESPArgument] = ["HELLO", "3"]
+            if let password = configuration.password {
+                hello += ["AUTH", RESPArgument(configuration.username ?? "default"), RESPArgument(password)]
+            }
+            if let name = configuration.clientName {
+                hello += ["SETNAME", RESPArgument(name)]
+            }
+            let reply = try await command(hello)
+            switch reply.error {
+            case nil:
+                version = .resp3
+            case .authentication(let code, let message)?:
+                throw .authentication(code: code, message: message)
+            case .err?, .server(code: "NOPROTO", _)?:
+                // Pre-6 servers (or HELLO renamed away): carry on in RESP2.
+                version = .resp2
+            case let error?:
+                throw error
+            }
+        }
+        if version == .resp2 {
+            if let password = configuration.password {
+                var auth: [RESPArgument] = ["AUTH"]
+                if let user = configuration.username { auth.append(RESPArgument(user)) }
+                auth.append(RESPArgument(password))
+                if let error = try await command(auth).error {
+                    throw .authentication(code: error.serverCode ?? "ERR", message: "\(error)")
+                }
+            }
+            if let name = configuration.clientName {
+                try await command(["CLIENT", "SETNAME", RESPArgument(name)]).get()
+            }
+        }
+        if configuration.database != 0 {
+            try await command(["SELECT", RESPArgument(configuration.database)]).get()
+        }
+        return version
+    }
+
+    /// Whether the socket is still open. A closed connection never reopens.
+    public var isActive: Bool { self.channel.isActive }
+
+    /// Sends one command and waits for its reply. An error reply is thrown as `RedisError`
+    /// and leaves the connection usable.
+    /// - Parameter timeout: overrides the configured command timeout (e.g. for blocking commands).
+    @discardableResult
+    public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        do {
+            return try await self.sendUnlessClosed(command, timeout: timeout)
+        } catch is RESPNotSentError {
+            throw .connectionClosed
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw .connectionClosed
+        }
+    }
+
+    /// Sends all commands in one write and returns their replies in order. Error replies are
+    /// returned as `.simpleError`/`.bulkError` values (use `get()` to throw them) so that one
+    /// failed command does not hide the others' results. One timeout covers the whole batch.
+    public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
+        do {
+            return try await self.pipelineUnlessClosed(commands, timeout: timeout)
+        } catch is RESPNotSentError {
+            throw .connectionClosed
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw .connectionClosed
+        }
+    }
+
+    /// Like `send`, but throws `RESPNotSentError` when the command certainly never left.
+    func sendUnlessClosed(_ command: [RESPArgument], timeout: Duration?) async throws -> RESPValue {
+        let reply = try await Self.send([command], on: self.channel, timeout: timeout ?? self.commandTimeout)[0]
+        return try reply.get()
+    }
+
+    func pipelineUnlessClosed(_ commands: [[RESPArgument]], timeout: Duration?) async throws -> [RESPValue] {
+        try await Self.send(commands, on: self.channel, timeout: timeout ?? self.commandTimeout)
+    }
+
+    private static func send(_ commands: [[RESPArgument]], on channel: any Channel, timeout: Duration) async throws -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let eventLoop = channel.eventLoop
+        var bytes = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + RESPCommandEncoder.encodedSizeEstimate($1) })
+        var promises: [EventLoopPromise<RESPValue>] = []
+        promises.reserveCapacity(commands.count)
+        for command in commands {
+            RESPCommandEncoder.encode(command, into: &bytes)
+            promises.append(eventLoop.makePromise(of: RESPValue.self))
+        }
+        let writePromise = eventLoop.makePromise(of: Void.self)
+        writePromise.futureResult.whenFailure { [promises] error in
+            // If the handler already took the promises it has failed them itself; a second
+            // failure is ignored by NIO. If the pipeline was torn down, nobody else will.
+            let failure: any Error = (error as? ChannelError) == .ioOnClosedChannel ? RESPNotSentError() : RedisError.connectionClosed
+            promises.forEach { $0.fail(failure) }
+        }
+        channel.writeAndFlush(RESPRequest(bytes: bytes, promises: promises, timeout: TimeAmount(timeout)), promise: writePromise)
+        if promises.count == 1 {
+            return [try await promises[0].futureResult.get()]
+        }
+        return try await EventLoopFuture.whenAllSucceed(promises.map(\.futureResult), on: eventLoop).get()
+    }
+
+    /// Closes the socket; commands still waiting fail with `.connectionClosed`.
+    public func close() async {
+        try? await self.channel.close()
+    }
+}
+
+func isIPAddress(_ host: String) -> Bool {
+    if host.contains(":") { return true }
+    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+    return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+}
