@@ -1,0 +1,261 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A throwaway `redis-server` for tests: its own port on 127.0.0.1, its own temp directory,
+/// no persistence unless asked, and it only ever signals the process it started itself.
+///
+/// Prefer `withRedisServer { server in ... }`, which stops the server and removes its
+/// directory even when the body throws; `deinit` is the backstop (SIGKILL + cleanup).
+public final class RedisServerProcess: Sendable {
+    public struct Options: Sendable {
+        /// Turns on AOF (`appendonly yes`, fsync always) so data survives `restart()`.
+        public var appendOnly: Bool
+        /// Sets `requirepass` (the password of the `default` user).
+        public var requirePassword: String?
+        /// Extra redis.conf lines, e.g. `user app on >secret ~* +@all` or
+        /// `rename-command HELLO ""`.
+        public var extraConfiguration: [String]
+        /// How long `start()` waits for the server to answer PING.
+        public var startupTimeout: Duration
+
+        public init(
+            appendOnly: Bool = false,
+            requirePassword: String? = nil,
+            extraConfiguration: [String] = [],
+            startupTimeout: Duration = .seconds(10)
+        ) {
+            self.appendOnly = appendOnly
+            self.requirePassword = requirePassword
+            self.extraConfiguration = extraConfiguration
+            self.startupTimeout = startupTimeout
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let options: Options
+    public let port: Int
+    public let host = "127.0.0.1"
+    /// Temp directory holding redis.conf, the log and any AOF/RDB files.
+    public let directory: URL
+    private let executable: URL
+    private let running = Mutex<Process?>(nil)
+
+    /// `redis://127.0.0.1:<port>`.
+    public var url: String { "redis://\(self.host):\(self.port)" }
+
+    /// Prepares the directory and config and picks a port; does not start anything.
+    public init(options: Options = Options()) throws {
+        self.options = options
+        self.executable = try Self.findRedisServer()
+        self.port = try Self.freeLoopbackPort()
+        self.directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("tessera-redis-\(self.port)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        var lines = [
+            "port \(self.port)",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            "daemonize no",
+            "save \"\"",
+            "dir \(self.directory.path)",
+            "logfile \(self.directory.appendingPathComponent("redis.log").path)",
+            "appendonly \(options.appendOnly ? "yes" : "no")",
+        ]
+        if options.appendOnly { lines.append("appendfsync always") }
+        if let password = options.requirePassword { lines.append("requirepass \(password)") }
+        lines += options.extraConfiguration
+        try (lines.joined(separator: "\n") + "\n").write(
+            to: self.directory.appendingPathComponent("redis.conf"), atomically: true, encoding: .utf8
+        )
+    }
+
+    /// Creates and starts a server.
+    public static func start(options: Options = Options()) async throws -> RedisServerProcess {
+        let server = try RedisServerProcess(options: options)
+        do {
+            try await server.start()
+        } catch {
+            await server.kill()
+            server.removeDirectory()
+            throw error
+        }
+        return server
+    }
+
+    deinit {
+        if let process = self.running.withLock({ $0 }), process.isRunning {
+            sendSignal(process.processIdentifier, SIGKILL)
+        }
+        self.removeDirectory()
+    }
+
+    public var isRunning: Bool { self.running.withLock { $0?.isRunning ?? false } }
+
+    /// Starts the server (again) on this port and directory and waits until it answers PING.
+    public func start() async throws {
+        if self.isRunning { return }
+        let process = Process()
+        process.executableURL = self.executable
+        process.arguments = [self.directory.appendingPathComponent("redis.conf").path]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.running.withLock { $0 = process }
+
+        let clock = ContinuousClock()
+        let deadline = clock.now + self.options.startupTimeout
+        while clock.now < deadline {
+            if !process.isRunning {
+                throw Failure(description: "redis-server exited during startup (status \(process.terminationStatus)): \(self.logTail())")
+            }
+            if Self.answersPing(port: self.port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(description: "redis-server did not answer PING within \(self.options.startupTimeout): \(self.logTail())")
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit; SIGKILL if it does not.
+    public func stop() async {
+        await self.signal(SIGTERM, grace: .seconds(5))
+    }
+
+    /// SIGKILL: a crash, with no chance to write anything to disk.
+    public func kill() async {
+        await self.signal(SIGKILL, grace: .seconds(5))
+    }
+
+    /// Stops and starts again on the same port and directory (data persists only with AOF).
+    public func restart() async throws {
+        await self.stop()
+        try await self.start()
+    }
+
+    private func signal(_ signal: Int32, grace: Duration) async {
+        guard let process = self.running.withLock({ $0 }) else { return }
+        if process.isRunning {
+            sendSignal(process.processIdentifier, signal)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while process.isRunning, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if process.isRunning {
+            sendSignal(process.processIdentifier, SIGKILL)
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+        self.running.withLock { if $0 === process { $0 = nil } }
+    }
+
+    private func removeDirectory() {
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    /// Last lines of the server log, to explain a failed start.
+    public func logTail(lines: Int = 20) -> String {
+        let log = (try? String(contentsOf: self.directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    // MARK: Helpers
+
+    static func findRedisServer() throws -> URL {
+        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        candidates += ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/opt/homebrew/bin"]
+        for directory in candidates where !directory.isEmpty {
+            let path = directory + "/redis-server"
+            if FileManager.default.isExecutableFile(atPath: path) { return URL(fileURLWithPath: path) }
+        }
+        throw Failure(
+            description: "redis-server not found in PATH, /usr/bin or /usr/sbin. Run scripts/test, which installs it (apt-get install redis-server)."
+        )
+    }
+
+    /// Asks the kernel for a free port by binding port 0; the port is released at once, so
+    /// there is a small window for another process to take it.
+    static func freeLoopbackPort() throws -> Int {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw Failure(description: "bind() failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw Failure(description: "getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// True once the server accepts a connection and answers PING (NOAUTH also counts: the
+    /// server is up, it just wants a password). LOADING means not ready yet.
+    static func answersPing(port: Int) -> Bool {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return false }
+        let ping: [UInt8] = Array("PING\r\n".utf8)
+        guard send(fd, ping, ping.count, 0) == ping.count else { return false }
+        var reply = [UInt8](repeating: 0, count: 256)
+        let n = recv(fd, &reply, reply.count, 0)
+        guard n > 0 else { return false }
+        let text = String(decoding: reply[0..<n], as: UTF8.self)
+        return text.hasPrefix("+PONG") || text.hasPrefix("-NOAUTH")
+    }
+}
+
+/// Starts a server, runs `body`, and always stops it and deletes its directory.
+public func withRedisServer<T>(
+    options: RedisServerProcess.Options = RedisServerProcess.Options(),
+    _ body: (RedisServerProcess) async throws -> T
+) async throws -> T {
+    let server = try await RedisServerProcess.start(options: options)
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+/// `kill(2)` under a name that does not clash with `RedisServerProcess.kill()`.
+private func sendSignal(_ pid: Int32, _ signal: Int32) {
+    _ = kill(pid, signal)
+}
