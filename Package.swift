@@ -81,6 +81,9 @@ let package = Package(
                 "TesseraSQLite",
                 "TesseraRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -89,6 +92,7 @@ let package = Package(
             dependencies: [
                 "TesseraServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -101,7 +105,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera", "TesseraSQLite", "TesseraRedis", "TesseraTestSupport"],
+            dependencies: [
+                "Tessera", "TesseraSQLite", "TesseraRedis", "TesseraTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -115,6 +122,7 @@ let package = Package(
                 "TesseraServer",
                 "TesseraTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,114 @@
+import Crypto
+import Foundation
+
+/// The claims of a Tessera access token.
+public struct AccessClaims: Sendable, Codable, Equatable {
+    public var iss: String
+    /// User id.
+    public var sub: String
+    /// Session id.
+    public var sid: String
+    public var jti: String
+    public var iat: Int64
+    public var exp: Int64
+
+    public init(iss: String, sub: String, sid: String, jti: String, iat: Int64, exp: Int64) {
+        self.iss = iss
+        self.sub = sub
+        self.sid = sid
+        self.jti = jti
+        self.iat = iat
+        self.exp = exp
+    }
+
+    public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(exp)) }
+}
+
+/// Why an access token was refused. Each maps to a stable API error code.
+public enum AccessTokenError: Error, Equatable, Sendable {
+    case malformed
+    case badSignature
+    case unknownKey
+    case unsupportedAlgorithm
+    case wrongIssuer
+    case expired
+    case notYetValid
+}
+
+/// Signs and verifies EdDSA (Ed25519) compact JWS access tokens.
+///
+/// Written directly on swift-crypto rather than through a general JWT library so that the
+/// rules are exactly ours: only `EdDSA`, a `kid` is required and must be one of our keys
+/// (no fallback to a default key), and verification is a plain value-type call that never
+/// serialises concurrent requests through an actor.
+public struct AccessTokenCodec: Sendable {
+    private struct Header: Codable {
+        var alg: String
+        var typ: String?
+        var kid: String?
+    }
+
+    private let signingKey: KeyMaterial.SigningKey
+    private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
+    public let issuer: String
+    /// Tolerated clock difference for `iat` in the future.
+    public var leeway: TimeInterval = 60
+
+    public init(keys: KeyMaterial, issuer: String) {
+        self.signingKey = keys.signingKeys[0]
+        self.verifyingKeys = Dictionary(keys.signingKeys.map { ($0.id, $0.privateKey.publicKey) }, uniquingKeysWith: { a, _ in a })
+        self.issuer = issuer
+    }
+
+    public func sign(_ claims: AccessClaims) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let header = try encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: signingKey.id))
+        let payload = try encoder.encode(claims)
+        let signingInput = Base64URL.encode(header) + "." + Base64URL.encode(payload)
+        let signature = try signingKey.privateKey.signature(for: Data(signingInput.utf8))
+        return signingInput + "." + Base64URL.encode(signature)
+    }
+
+    public func verify(_ token: String, now: Date) throws(AccessTokenError) -> AccessClaims {
+        // Bounded before any parsing: our tokens are well under 1 KiB.
+        guard token.utf8.count <= 4096 else { throw .malformed }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3,
+            let headerData = Base64URL.decode(parts[0]),
+            let payloadData = Base64URL.decode(parts[1]),
+            let signature = Base64URL.decode(parts[2]),
+            let header = try? JSONDecoder().decode(Header.self, from: headerData)
+        else { throw .malformed }
+        guard header.alg == "EdDSA" else { throw .unsupportedAlgorithm }
+        guard let kid = header.kid, let key = verifyingKeys[kid] else { throw .unknownKey }
+        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        guard key.isValidSignature(signature, for: signingInput) else { throw .badSignature }
+        guard let claims = try? JSONDecoder().decode(AccessClaims.self, from: payloadData) else { throw .malformed }
+        guard claims.iss == issuer else { throw .wrongIssuer }
+        let nowSeconds = now.timeIntervalSince1970
+        guard TimeInterval(claims.exp) > nowSeconds else { throw .expired }
+        guard TimeInterval(claims.iat) <= nowSeconds + leeway else { throw .notYetValid }
+        return claims
+    }
+
+    /// The public keys as a JWKS document (RFC 7517, OKP keys per RFC 8037).
+    public func jwks() -> JWKS {
+        JWKS(keys: verifyingKeys.sorted { $0.key < $1.key }.map { kid, key in
+            JWKS.Key(kty: "OKP", crv: "Ed25519", x: Base64URL.encode(key.rawRepresentation), kid: kid, alg: "EdDSA", use: "sig")
+        })
+    }
+}
+
+public struct JWKS: Sendable, Codable, Equatable {
+    public struct Key: Sendable, Codable, Equatable {
+        public var kty: String
+        public var crv: String
+        public var x: String
+        public var kid: String
+        public var alg: String
+        public var use: String
+    }
+
+    public var keys: [Key]
+}

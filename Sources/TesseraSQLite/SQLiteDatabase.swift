@@ -1,0 +1,104 @@
+import Foundation
+import GRDB
+import Tessera
+
+/// One SQLite database file (WAL mode) holding users and, unless another token store is
+/// chosen, sessions and tokens. Open it once per process and hand out its stores.
+public final class SQLiteDatabase: Sendable {
+    let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        // Concurrent writers wait instead of failing at once with SQLITE_BUSY.
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            self.pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(backend: "sqlite", message: "cannot open \(path): \(error)")
+        }
+        self.path = path
+    }
+
+    public func tokenStore(clock: any TesseraClock = SystemClock()) -> SQLiteTokenStore {
+        SQLiteTokenStore(database: self, clock: clock)
+    }
+
+    public func userStore() -> SQLiteUserStore {
+        SQLiteUserStore(database: self)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        email TEXT NOT NULL UNIQUE,
+                        password_hash TEXT NOT NULL,
+                        mfa_enabled INTEGER NOT NULL DEFAULT 0,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE TABLE sessions (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        user_id TEXT NOT NULL,
+                        generation INTEGER NOT NULL,
+                        rotated_at REAL NOT NULL,
+                        created_at REAL NOT NULL,
+                        last_used_at REAL NOT NULL,
+                        idle_expires_at REAL NOT NULL,
+                        absolute_expires_at REAL NOT NULL,
+                        device TEXT,
+                        user_agent TEXT,
+                        ip_address TEXT
+                    );
+                    CREATE INDEX sessions_by_user ON sessions(user_id);
+                    CREATE TABLE denylist (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        expires_at REAL NOT NULL
+                    );
+                    CREATE TABLE one_time_tokens (
+                        kind TEXT NOT NULL,
+                        hash TEXT NOT NULL,
+                        user_id TEXT NOT NULL,
+                        payload TEXT NOT NULL,
+                        expires_at REAL NOT NULL,
+                        PRIMARY KEY (kind, hash)
+                    );
+                    CREATE INDEX one_time_tokens_by_user ON one_time_tokens(kind, user_id);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    /// Runs a write transaction; failures of the database itself become `StoreError`.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as DatabaseError where error.resultCode != .SQLITE_CONSTRAINT {
+            throw StoreError(backend: "sqlite", message: "\(error)")
+        }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError(backend: "sqlite", message: "\(error)")
+        }
+    }
+}
+
+extension Date {
+    var storedValue: Double { timeIntervalSince1970 }
+    init(stored: Double) { self.init(timeIntervalSince1970: stored) }
+}

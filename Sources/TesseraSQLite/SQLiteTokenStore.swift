@@ -1,0 +1,205 @@
+import Foundation
+import GRDB
+import Tessera
+
+/// Sessions, denylist and one-time tokens in SQLite. Every compound operation is one write
+/// transaction; SQLite's single writer makes it atomic across tasks of this process.
+public struct SQLiteTokenStore: TokenStore {
+    let database: SQLiteDatabase
+    let clock: any TesseraClock
+    public let backendName = "sqlite"
+
+    public func createSession(_ session: SessionRecord) async throws {
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (id, user_id, generation, rotated_at, created_at, last_used_at,
+                        idle_expires_at, absolute_expires_at, device, user_agent, ip_address)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.id, session.userID, session.generation, session.rotatedAt.storedValue, session.createdAt.storedValue,
+                    session.lastUsedAt.storedValue, session.idleExpiresAt.storedValue, session.absoluteExpiresAt.storedValue,
+                    session.device, session.userAgent, session.ipAddress,
+                ]
+            )
+        }
+    }
+
+    public func session(id: String, userID: String) async throws -> SessionRecord? {
+        let now = clock.now()
+        return try await database.read { db in
+            try Self.liveSession(db, id: id, now: now).flatMap { $0.userID == userID ? $0 : nil }
+        }
+    }
+
+    public func sessions(userID: String) async throws -> [SessionRecord] {
+        let now = clock.now().storedValue
+        return try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM sessions WHERE user_id = ? AND idle_expires_at > ? AND absolute_expires_at > ?
+                    ORDER BY created_at, id
+                    """,
+                arguments: [userID, now, now]
+            ).map(Self.session(from:))
+        }
+    }
+
+    public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
+        let now = clock.now()
+        return try await database.write { db in
+            guard var session = try Self.liveSession(db, id: request.sessionID, now: now), session.userID == request.userID else {
+                return .invalid
+            }
+            switch request.presentedGeneration {
+            case session.generation:
+                session.generation += 1
+                session.rotatedAt = now
+                session.lastUsedAt = now
+                session.idleExpiresAt = min(now.addingTimeInterval(request.idleTTL), session.absoluteExpiresAt)
+                session.userAgent = request.userAgent ?? session.userAgent
+                session.ipAddress = request.ipAddress ?? session.ipAddress
+                try db.execute(
+                    sql: """
+                        UPDATE sessions SET generation = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ?,
+                            user_agent = ?, ip_address = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        session.generation, now.storedValue, now.storedValue, session.idleExpiresAt.storedValue,
+                        session.userAgent, session.ipAddress, session.id,
+                    ]
+                )
+                return .rotated(session)
+            case session.generation - 1 where now.timeIntervalSince(session.rotatedAt) <= request.graceWindow:
+                return .reissued(session)
+            case ..<session.generation:
+                try Self.remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
+                return .reused(userID: session.userID)
+            default:
+                return .invalid
+            }
+        }
+    }
+
+    public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
+        let now = clock.now()
+        return try await database.write { db in
+            guard let session = try Self.liveSession(db, id: id, now: now), session.userID == userID else {
+                return false
+            }
+            try Self.remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(accessTTL))
+            return true
+        }
+    }
+
+    public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
+        let now = clock.now()
+        return try await database.write { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT id, idle_expires_at, absolute_expires_at FROM sessions WHERE user_id = ? AND id IS NOT ?",
+                arguments: [userID, keeping]
+            )
+            let live = rows.filter { row in
+                let idle: Double = row["idle_expires_at"]
+                let absolute: Double = row["absolute_expires_at"]
+                return now.storedValue < min(idle, absolute)
+            }
+            try Self.remove(db, sessionIDs: rows.map { $0["id"] }, denyUntil: now.addingTimeInterval(accessTTL))
+            return live.count
+        }
+    }
+
+    public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
+        try await database.write { db in
+            try Self.deny(db, key: key.storageKey, until: until)
+        }
+    }
+
+    public func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
+        let now = clock.now().storedValue
+        return try await database.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM denylist WHERE key IN (?, ?) AND expires_at > ?)",
+                arguments: [RevocationKey.tokenID(tokenID).storageKey, RevocationKey.session(sessionID).storageKey, now]
+            ) ?? false
+        }
+    }
+
+    public func putOneTimeToken(_ token: OneTimeToken) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM one_time_tokens WHERE kind = ? AND user_id = ?", arguments: [token.kind, token.userID])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO one_time_tokens (kind, hash, user_id, payload, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [token.kind, token.hash, token.userID, token.payload, token.expiresAt.storedValue]
+            )
+        }
+    }
+
+    public func consumeOneTimeToken(kind: String, hash: String) async throws -> OneTimeToken? {
+        let now = clock.now()
+        return try await database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM one_time_tokens WHERE kind = ? AND hash = ?", arguments: [kind, hash]) else {
+                return nil
+            }
+            try db.execute(sql: "DELETE FROM one_time_tokens WHERE kind = ? AND hash = ?", arguments: [kind, hash])
+            let token = OneTimeToken(
+                kind: row["kind"], hash: row["hash"], userID: row["user_id"], payload: row["payload"],
+                expiresAt: Date(stored: row["expires_at"])
+            )
+            return now < token.expiresAt ? token : nil
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func purgeExpired() async throws -> Int {
+        let now = clock.now().storedValue
+        return try await database.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE idle_expires_at <= ? OR absolute_expires_at <= ?", arguments: [now, now])
+            var removed = db.changesCount
+            try db.execute(sql: "DELETE FROM denylist WHERE expires_at <= ?", arguments: [now])
+            removed += db.changesCount
+            try db.execute(sql: "DELETE FROM one_time_tokens WHERE expires_at <= ?", arguments: [now])
+            return removed + db.changesCount
+        }
+    }
+
+    // MARK: Helpers (inside a transaction)
+
+    private static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
+        let session = Self.session(from: row)
+        return session.isLive(at: now) ? session : nil
+    }
+
+    private static func remove(_ db: Database, sessionIDs: [String], denyUntil: Date) throws {
+        for id in sessionIDs {
+            try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id])
+            try deny(db, key: RevocationKey.session(id).storageKey, until: denyUntil)
+        }
+    }
+
+    private static func deny(_ db: Database, key: String, until: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO denylist (key, expires_at) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)
+                """,
+            arguments: [key, until.storedValue]
+        )
+    }
+
+    private static func session(from row: Row) -> SessionRecord {
+        SessionRecord(
+            id: row["id"], userID: row["user_id"], generation: row["generation"], rotatedAt: Date(stored: row["rotated_at"]),
+            createdAt: Date(stored: row["created_at"]), lastUsedAt: Date(stored: row["last_used_at"]),
+            idleExpiresAt: Date(stored: row["idle_expires_at"]), absoluteExpiresAt: Date(stored: row["absolute_expires_at"]),
+            device: row["device"], userAgent: row["user_agent"], ipAddress: row["ip_address"]
+        )
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import GRDB
+import Tessera
+
+public struct SQLiteUserStore: UserStore {
+    let database: SQLiteDatabase
+    public let backendName = "sqlite"
+
+    public func createUser(_ user: User) async throws {
+        do {
+            try await database.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO users (id, email, password_hash, mfa_enabled, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [user.id, user.email, user.passwordHash, user.mfaEnabled, user.createdAt.storedValue, user.updatedAt.storedValue]
+                )
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw UserStoreError.emailTaken
+        }
+    }
+
+    public func user(id: String) async throws -> User? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.user(from:))
+        }
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user(from:))
+        }
+    }
+
+    public func updateUser(_ user: User) async throws {
+        let changed: Int
+        do {
+            changed = try await database.write { db in
+                try db.execute(
+                    sql: "UPDATE users SET email = ?, password_hash = ?, mfa_enabled = ?, updated_at = ? WHERE id = ?",
+                    arguments: [user.email, user.passwordHash, user.mfaEnabled, user.updatedAt.storedValue, user.id]
+                )
+                return db.changesCount
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw UserStoreError.emailTaken
+        }
+        if changed == 0 { throw UserStoreError.notFound }
+    }
+
+    private static func user(from row: Row) -> User {
+        User(
+            id: row["id"], email: row["email"], passwordHash: row["password_hash"], mfaEnabled: row["mfa_enabled"],
+            createdAt: Date(stored: row["created_at"]), updatedAt: Date(stored: row["updated_at"])
+        )
+    }
+}

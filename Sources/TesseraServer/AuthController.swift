@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Tessera
+
+/// HTTP API v1. docs/API.md is the contract these routes implement.
+struct AuthController: Sendable {
+    let service: AuthService
+
+    struct Credentials: Decodable {
+        var email: String
+        var password: String
+        var device: String?
+    }
+
+    struct RefreshBody: Decodable {
+        var refreshToken: String
+        enum CodingKeys: String, CodingKey { case refreshToken = "refresh_token" }
+    }
+
+    func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
+        group.post("register") { request, context in
+            let body = try await JSONBody.decode(Credentials.self, from: request)
+            let grant = try await service.register(
+                email: body.email, password: body.password, client: clientInfo(request, context, device: body.device)
+            )
+            return try JSONBody.response(TokenResponse(grant), status: .created)
+        }
+        group.post("login") { request, context in
+            let body = try await JSONBody.decode(Credentials.self, from: request)
+            let grant = try await service.login(
+                email: body.email, password: body.password, client: clientInfo(request, context, device: body.device)
+            )
+            return try JSONBody.response(TokenResponse(grant))
+        }
+        group.post("refresh") { request, context in
+            let body = try await JSONBody.decode(RefreshBody.self, from: request)
+            let grant = try await service.refresh(refreshToken: body.refreshToken, client: clientInfo(request, context, device: nil))
+            return try JSONBody.response(TokenResponse(grant))
+        }
+        group.post("logout") { request, _ in
+            try await service.logout(try await authenticate(request))
+            return Response(status: .noContent)
+        }
+        group.post("logout-all") { request, _ in
+            try await service.logoutAll(try await authenticate(request))
+            return Response(status: .noContent)
+        }
+        group.get("me") { request, _ in
+            let user = try await service.currentUser(try await authenticate(request))
+            return try JSONBody.response(UserResponse(user))
+        }
+    }
+
+    /// The Bearer token's claims, after signature, expiry and revocation checks.
+    func authenticate(_ request: Request) async throws -> AccessClaims {
+        guard let header = request.headers[.authorization] else { throw AuthError.invalidToken }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw AuthError.invalidToken }
+        return try await service.authenticate(bearer: parts[1].trimmingCharacters(in: .whitespaces))
+    }
+
+    private func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String?) -> ClientInfo {
+        ClientInfo(
+            device: device.map { String($0.prefix(200)) },
+            userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
+            ipAddress: context.remoteAddress?.ipAddress
+        )
+    }
+}
+
+struct UserResponse: Encodable {
+    var id: String
+    var email: String
+    var mfaEnabled: Bool
+    var createdAt: String
+
+    init(_ user: User) {
+        id = user.id
+        email = user.email
+        mfaEnabled = user.mfaEnabled
+        createdAt = ISO8601DateFormatter().string(from: user.createdAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, email
+        case mfaEnabled = "mfa_enabled"
+        case createdAt = "created_at"
+    }
+}
+
+struct TokenResponse: Encodable {
+    var accessToken: String
+    var tokenType = "Bearer"
+    var expiresIn: Int
+    var refreshToken: String
+    var refreshExpiresIn: Int
+    var sessionID: String
+    var user: UserResponse
+
+    init(_ grant: TokenGrant) {
+        accessToken = grant.accessToken
+        expiresIn = grant.accessExpiresIn
+        refreshToken = grant.refreshToken
+        refreshExpiresIn = grant.refreshExpiresIn
+        sessionID = grant.sessionID
+        user = UserResponse(grant.user)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token"
+        case tokenType = "token_type"
+        case expiresIn = "expires_in"
+        case refreshToken = "refresh_token"
+        case refreshExpiresIn = "refresh_expires_in"
+        case sessionID = "session_id"
+        case user
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Tessera
+
+/// Everything `tessera serve` can be told, with the documented defaults.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// `sqlite:PATH` (default `sqlite:tessera.db`) or `memory:` (nothing persisted).
+    public var databaseURL = "sqlite:tessera.db"
+    /// `sqlite` (the database above) or `memory`.
+    public var tokenStore = "sqlite"
+    /// Signing and refresh keys. nil: `tessera.key` beside the SQLite database.
+    public var keyFile: String?
+    public var policy = TokenPolicy()
+    public var sweepInterval: Duration = .seconds(60)
+
+    public init() {}
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where users live, parsed from `--database-url`.
+enum DatabaseLocation: Equatable {
+    case sqlite(path: String)
+    case memory
+
+    init(url: String) throws {
+        if url == "memory:" || url == "memory" {
+            self = .memory
+        } else if url.hasPrefix("sqlite://") {
+            self = .sqlite(path: try Self.path(String(url.dropFirst("sqlite://".count)), url))
+        } else if url.hasPrefix("sqlite:") {
+            self = .sqlite(path: try Self.path(String(url.dropFirst("sqlite:".count)), url))
+        } else {
+            throw ConfigurationError("unsupported database URL '\(url)': use sqlite:PATH or memory:")
+        }
+    }
+
+    private static func path(_ path: String, _ url: String) throws -> String {
+        guard !path.isEmpty else { throw ConfigurationError("database URL '\(url)' has no file path") }
+        return path
+    }
+}
+
+enum TokenStoreKind: String, CaseIterable {
+    case sqlite, memory
+
+    init(_ name: String) throws {
+        guard let kind = Self(rawValue: name.lowercased()) else {
+            throw ConfigurationError(
+                "unknown token store '\(name)': choose one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        self = kind
+    }
+}
+
+extension TokenPolicy {
+    /// Rejects lifetimes that make no sense before the server starts.
+    func validated() throws -> TokenPolicy {
+        guard accessTTL >= 1 else { throw ConfigurationError("access TTL must be at least 1 second") }
+        guard refreshTTL >= 1 else { throw ConfigurationError("refresh TTL must be at least 1 second") }
+        guard sessionMaxAge >= 1 else { throw ConfigurationError("session max age must be at least 1 second") }
+        guard refreshReuseGrace >= 0 else { throw ConfigurationError("refresh reuse grace must not be negative") }
+        guard (4...31).contains(bcryptCost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
+        return self
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Strict JSON in and out. Syntax errors are 400 `malformed_json`; a well-formed body with
+/// missing or mistyped fields is 422 `invalid_request` naming the field.
+enum JSONBody {
+    static let maxSize = 64 * 1024
+
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let buffer = try await request.body.collect(upTo: maxSize)
+        let data = Data(buffer.readableBytesView)
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.keyNotFound(let key, let context) {
+            throw APIError.invalidRequest("missing field '\(path(context.codingPath + [key]))'")
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+            DecodingError.dataCorrupted(let context)
+        {
+            throw APIError.invalidRequest("field '\(path(context.codingPath))' has the wrong type")
+        }
+    }
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.map(\.stringValue).joined(separator: ".")
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Tessera
+
+/// An RFC 9457 problem detail with Tessera's stable `code`.
+public struct APIError: Error, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var detail: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, code: String, detail: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+    }
+
+    public static func invalidRequest(_ detail: String) -> APIError {
+        APIError(.unprocessableContent, code: "invalid_request", detail: detail)
+    }
+
+    init(_ error: AuthError) {
+        switch error {
+        case .invalidRequest(let detail):
+            self = .invalidRequest(detail)
+        case .emailTaken:
+            self.init(.conflict, code: error.code, detail: error.detail)
+        case .invalidToken, .tokenExpired, .tokenRevoked:
+            // RFC 6750 §3: tell Bearer clients why.
+            self.init(.unauthorized, code: error.code, detail: error.detail, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
+        case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused:
+            self.init(.unauthorized, code: error.code, detail: error.detail)
+        }
+    }
+
+    func response() -> Response {
+        struct Body: Encodable {
+            var type: String
+            var title: String
+            var status: Int
+            var detail: String
+            var code: String
+        }
+        let body = Body(
+            type: "urn:tessera:error:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code
+        )
+        var headers = headers
+        headers[.contentType] = "application/problem+json"
+        let data = (try? JSONEncoder().encode(body)) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns every failure into problem details, so clients never see an empty 500 or a dropped
+/// connection, and nothing internal leaks into a response.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return Self.problem(for: error, logger: context.logger).response()
+        }
+    }
+
+    static func problem(for error: any Error, logger: Logger) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as AuthError:
+            return APIError(error)
+        case let error as StoreError:
+            logger.error("token store unavailable", metadata: ["error": "\(error)"])
+            return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, code: "payload_too_large", detail: "The request body exceeds \(JSONBody.maxSize) bytes.")
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound:
+                return APIError(.notFound, code: "not_found", detail: "No such endpoint.")
+            case .methodNotAllowed:
+                return APIError(.methodNotAllowed, code: "method_not_allowed", detail: "This endpoint does not accept that method.")
+            case .contentTooLarge:
+                return APIError(.contentTooLarge, code: "payload_too_large", detail: "The request body exceeds \(JSONBody.maxSize) bytes.")
+            default:
+                return APIError(error.status, code: error.status.code >= 500 ? "internal_error" : "bad_request", detail: error.status.reasonPhrase)
+            }
+        default:
+            logger.error("unhandled error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            return APIError(.internalServerError, code: "internal_error", detail: "An internal error occurred.")
+        }
+    }
+}

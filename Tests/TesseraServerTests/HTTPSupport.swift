@@ -1,0 +1,79 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Tessera
+import TesseraServer
+import Testing
+
+/// One HTTP answer, decoded for assertions.
+struct Reply: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: Data
+
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    var code: String? { json["code"] as? String }
+    subscript(_ key: String) -> String? { json[key] as? String }
+}
+
+func jsonBody(_ object: [String: Any]) -> String {
+    String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+}
+
+extension TestClientProtocol {
+    func call(_ method: HTTPRequest.Method, _ uri: String, body: String? = nil, bearer: String? = nil, headers extra: HTTPFields = [:]) async throws -> Reply {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+        headers.append(contentsOf: extra)
+        return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { response in
+            Reply(status: response.status, headers: response.headers, body: Data(response.body.readableBytesView))
+        }
+    }
+
+    func post(_ uri: String, _ object: [String: Any], bearer: String? = nil) async throws -> Reply {
+        try await call(.post, uri, body: jsonBody(object), bearer: bearer)
+    }
+}
+
+extension TestClient {
+    func call(_ method: HTTPRequest.Method, _ uri: String, body: String? = nil, bearer: String? = nil) async throws -> Reply {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+        let response = try await execute(.init(uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+        return Reply(status: response.status, headers: response.headers, body: Data((response.body ?? ByteBuffer()).readableBytesView))
+    }
+}
+
+/// An in-process Tessera on memory stores, a manual clock and cheap bcrypt.
+struct TestTessera {
+    let clock: ManualClock
+    let service: AuthService
+
+    static func make(grace: TimeInterval = 10, accessTTL: TimeInterval = 900) async throws -> TestTessera {
+        let clock = ManualClock(Date())
+        var policy = TokenPolicy()
+        policy.bcryptCost = 4
+        policy.refreshReuseGrace = grace
+        policy.accessTTL = accessTTL
+        let service = try await AuthService(
+            policy: policy, users: MemoryUserStore(), tokens: MemoryTokenStore(clock: clock), keys: .generate(), clock: clock
+        )
+        return TestTessera(clock: clock, service: service)
+    }
+
+    func test<Value>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        let app = Application(router: TesseraHTTP.router(service: service))
+        return try await app.test(.router) { client in try await body(client) }
+    }
+}
+
+extension TestClientProtocol {
+    /// Registers a fresh user; returns the token response.
+    func register(_ email: String = "user-\(UUID().uuidString.prefix(8))@example.com", password: String = "correct horse") async throws -> Reply {
+        let reply = try await post("/v1/auth/register", ["email": email, "password": password])
+        #expect(reply.status == .created)
+        return reply
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+/// The real binary, as a user runs it.
+@Suite("tessera serve (process)")
+struct ProcessTests {
+    @Test func sessionsSurviveARestartOnSQLite() async throws {
+        try await withTemporaryDirectory { directory in
+            let database = "sqlite:\(directory.path)/tessera.db"
+            let first = try await TesseraProcess.start(["--database-url", database])
+            #expect(first.log.contains("tokens: sqlite"))
+            #expect(first.log.contains("created"))
+            let grant = try await TestClient.withClient(host: "127.0.0.1", port: first.port) { client in
+                try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": "restart@example.com", "password": "correct horse"]))
+            }
+            #expect(grant.status == .created)
+            await first.stop()
+            #expect(first.process.terminationStatus == 0)
+
+            // The key file is created with mode 0600 beside the database.
+            let keyMode = try FileManager.default.attributesOfItem(atPath: "\(directory.path)/tessera.key")[.posixPermissions] as? Int
+            #expect(keyMode == 0o600)
+
+            let second = try await TesseraProcess.start(["--database-url", database])
+            defer { Task { await second.stop() } }
+            #expect(second.log.contains("loaded"))
+            try await TestClient.withClient(host: "127.0.0.1", port: second.port) { client in
+                // The access token minted before the restart still verifies (same key).
+                #expect(try await client.call(.get, "/v1/auth/me", bearer: grant["access_token"]).status == .ok)
+                let refreshed = try await client.call(.post, "/v1/auth/refresh", body: jsonBody(["refresh_token": grant["refresh_token"]!]))
+                #expect(refreshed.status == .ok)
+                #expect(refreshed["session_id"] == grant["session_id"])
+                let login = try await client.call(.post, "/v1/auth/login", body: jsonBody(["email": "restart@example.com", "password": "correct horse"]))
+                #expect(login.status == .ok)
+            }
+            await second.stop()
+        }
+    }
+
+    @Test func environmentVariablesConfigureTheServer() async throws {
+        try await withTemporaryDirectory { directory in
+            let server = try await TesseraProcess.start(
+                [], environment: ["TESSERA_DATABASE_URL": "memory:", "TESSERA_TOKEN_STORE": "memory", "TESSERA_ACCESS_TTL": "120"]
+            )
+            #expect(server.log.contains("tokens: memory"))
+            let grant = try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": "env@example.com", "password": "correct horse"]))
+            }
+            #expect(grant.json["expires_in"] as? Int == 120)
+            await server.stop()
+        }
+    }
+
+    @Test(arguments: [
+        (["serve", "--token-store", "nosuch"], "unknown token store"),
+        (["serve", "--database-url", "mysql://x"], "unsupported database URL"),
+        (["serve", "--bcrypt-cost", "99"], "bcrypt cost"),
+        (["serve", "--access-ttl", "0"], "access TTL"),
+    ])
+    func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
+        try await withTemporaryDirectory { directory in
+            let database = ["--database-url", "sqlite:\(directory.path)/t.db"]
+            let (status, output) = try await TesseraProcess.run(arguments.contains("--database-url") ? arguments : arguments + database)
+            #expect(status != 0)
+            #expect(output.contains("tessera: error:"), "\(output)")
+            #expect(output.contains(message), "\(output)")
+        }
+    }
+
+    @Test func anUnreadableKeyFileStopsStartup() async throws {
+        try await withTemporaryDirectory { directory in
+            let keyFile = directory.appendingPathComponent("bad.key").path
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: keyFile))
+            let (status, output) = try await TesseraProcess.run(["serve", "--database-url", "sqlite:\(directory.path)/t.db", "--key-file", keyFile])
+            #expect(status != 0)
+            #expect(output.contains("tessera: error:") && output.contains("key file"), "\(output)")
+        }
+    }
+
+    @Test func aPortInUseStopsStartup() async throws {
+        let first = try await TesseraProcess.start(["--database-url", "memory:", "--token-store", "memory"])
+        let (status, output) = try await TesseraProcess.run(
+            ["serve", "--port", "\(first.port)", "--database-url", "memory:", "--token-store", "memory", "--bcrypt-cost", "4"]
+        )
+        await first.stop()
+        #expect(status != 0)
+        #expect(output.contains("tessera: error: cannot serve on 127.0.0.1:\(first.port)"), "\(output)")
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// A real `tessera` process on loopback, started by the test and ended by PID.
+final class TesseraProcess: Sendable {
+    let process: Process
+    let port: Int
+    private let output: Output
+
+    final class Output: Sendable {
+        let text = Mutex("")
+        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        var value: String { text.withLock { $0 } }
+    }
+
+    /// The binary `swift build` put beside the test bundle (scripts/test builds it first).
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["TESSERA_BINARY"] { return URL(fileURLWithPath: path) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/tessera")
+    }
+
+    private init(process: Process, port: Int, output: Output) {
+        self.process = process
+        self.port = port
+        self.output = output
+    }
+
+    var log: String { output.value }
+
+    /// Starts `tessera serve --port 0 …` and waits for its "listening" line.
+    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> TesseraProcess {
+        let (process, output) = try launch(["serve", "--port", "0", "--bcrypt-cost", "4"] + arguments, environment: environment)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let port = listeningPort(in: output.value) {
+                return TesseraProcess(process: process, port: port, output: output)
+            }
+            if !process.isRunning {
+                throw ProcessFailure("tessera exited with \(process.terminationStatus) before listening:\n\(output.value)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw ProcessFailure("tessera did not start listening within \(timeout):\n\(output.value)")
+    }
+
+    /// Runs `tessera ARGS` to completion (for start-up failures); returns exit status and output.
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
+        let (process, output) = try launch(arguments, environment: environment)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw ProcessFailure("tessera \(arguments) still running after \(timeout):\n\(output.value)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return (process.terminationStatus, output.value)
+    }
+
+    private static func launch(_ arguments: [String], environment: [String: String]) throws -> (Process, Output) {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw ProcessFailure("no tessera binary at \(binary.path): run `swift build` first (scripts/test does)")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TESSERA_") }
+        env.merge(environment) { $1 }
+        process.environment = env
+        let pipe = Pipe()
+        let output = Output()
+        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        return (process, output)
+    }
+
+    private static func listeningPort(in text: String) -> Int? {
+        guard let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) else { return nil }
+        return Int(text[range].split(separator: ":").last!)
+    }
+
+    /// SIGTERM (graceful), then SIGKILL if it has not ended in 10 s.
+    func stop() async {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A temporary directory removed when the scope ends.
+func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    return try await body(directory)
+}

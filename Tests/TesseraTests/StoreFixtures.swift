@@ -1,0 +1,58 @@
+import Foundation
+import Tessera
+import TesseraSQLite
+
+/// Every token store implementation the conformance suite runs against.
+enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
+    case memory
+    case sqlite
+
+    var description: String { rawValue }
+    var isPersistent: Bool { self != .memory }
+}
+
+/// A fresh, empty store of one kind with a clock the test controls.
+struct StoreFixture: Sendable {
+    let kind: StoreKind
+    let store: any TokenStore
+    let clock: ManualClock
+    /// Opens the same backing data again, as a restarted process would.
+    let reopen: @Sendable () async throws -> any TokenStore
+}
+
+func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) async throws {
+    let clock = ManualClock()
+    switch kind {
+    case .memory:
+        let store = MemoryTokenStore(clock: clock)
+        try await body(StoreFixture(kind: kind, store: store, clock: clock, reopen: { store }))
+    case .sqlite:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("tokens.db").path
+        let store = try SQLiteDatabase(path: path).tokenStore(clock: clock)
+        try await body(
+            StoreFixture(kind: kind, store: store, clock: clock, reopen: { try SQLiteDatabase(path: path).tokenStore(clock: clock) })
+        )
+    }
+}
+
+extension StoreFixture {
+    /// A session created now with the given lifetimes.
+    func makeSession(
+        user: String = "user-1", id: String = SecureRandom.identifier(), idle: TimeInterval = 3600, absolute: TimeInterval = 86400
+    ) async throws -> SessionRecord {
+        let now = clock.now()
+        let session = SessionRecord(
+            id: id, userID: user, generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+            idleExpiresAt: now.addingTimeInterval(idle), absoluteExpiresAt: now.addingTimeInterval(absolute),
+            device: "laptop", userAgent: "tests", ipAddress: "127.0.0.1"
+        )
+        try await store.createSession(session)
+        return session
+    }
+
+    func rotation(_ session: SessionRecord, generation: Int64, grace: TimeInterval = 10, idle: TimeInterval = 3600) -> RotationRequest {
+        RotationRequest(userID: session.userID, sessionID: session.id, presentedGeneration: generation, graceWindow: grace, idleTTL: idle, revokedAccessTTL: 900)
+    }
+}
