@@ -18,6 +18,7 @@ extension RedisCommandSender {
     /// Runs a Lua script by SHA1 (EVALSHA) so its source is not resent each time; when the
     /// server's script cache lacks it (fresh server, restart, SCRIPT FLUSH) the source is sent
     /// once with EVAL, which also caches it again.
+    @discardableResult
     public func evalScript(
         _ script: RedisScript,
         keys: [RESPArgument] = [],

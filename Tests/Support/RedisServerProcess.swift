@@ -111,7 +111,10 @@ public final class RedisServerProcess: Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        // The spawned child inherits the calling thread's signal mask, and Swift concurrency's
+        // worker threads block almost every signal: redis-server would then never see SIGTERM
+        // and `stop()` could only end it with SIGKILL. Unblock around the spawn.
+        try Self.runWithSignalsUnblocked(process)
         self.running.withLock { $0 = process }
 
         let clock = ContinuousClock()
@@ -170,6 +173,17 @@ public final class RedisServerProcess: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Synchronous on purpose: the mask is per thread, so it must be restored before any
+    /// suspension point could move the task to another thread.
+    private static func runWithSignalsUnblocked(_ process: Process) throws {
+        var nothing = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&nothing)
+        pthread_sigmask(SIG_SETMASK, &nothing, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
+    }
 
     static func findRedisServer() throws -> URL {
         var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
