@@ -52,6 +52,9 @@ public final class RedisClient: Sendable, Service {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "TesseraRESP")
     ) {
+        var configuration = configuration
+        // A pool of zero would make every command wait out the acquire timeout.
+        configuration.maximumConnections = max(1, configuration.maximumConnections)
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger

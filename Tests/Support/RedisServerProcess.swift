@@ -41,6 +41,7 @@ public final class RedisServerProcess: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public let options: Options
@@ -199,7 +200,7 @@ public final class RedisServerProcess: Sendable {
 
     /// Asks the kernel for a free port by binding port 0; the port is released at once, so
     /// there is a small window for another process to take it.
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
