@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "TesseraTests",
             dependencies: [
-                "Tessera", "TesseraSQLite", "TesseraRedis", "TesseraTestSupport",
+                "Tessera", "TesseraSQLite", "TesseraRedis", "TesseraRESP", "TesseraTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

@@ -121,22 +121,21 @@ public final class MemoryTokenStore: TokenStore {
 
     public func putOneTimeToken(_ token: OneTimeToken) async throws {
         state.withLock { state in
-            state.oneTimeTokens = state.oneTimeTokens.filter { !($0.value.kind == token.kind && $0.value.userID == token.userID) }
-            state.oneTimeTokens[Self.oneTimeKey(token.kind, token.hash)] = token
+            state.oneTimeTokens[Self.oneTimeKey(token.kind, token.userID)] = token
         }
     }
 
-    public func consumeOneTimeToken(kind: String, hash: String) async throws -> OneTimeToken? {
+    public func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
         let now = clock.now()
         return state.withLock { state in
-            guard let token = state.oneTimeTokens.removeValue(forKey: Self.oneTimeKey(kind, hash)), now < token.expiresAt else {
-                return nil
-            }
-            return token
+            let key = Self.oneTimeKey(kind, userID)
+            guard let token = state.oneTimeTokens[key], token.hash == hash else { return nil }
+            state.oneTimeTokens[key] = nil
+            return now < token.expiresAt ? token : nil
         }
     }
 
-    private static func oneTimeKey(_ kind: String, _ hash: String) -> String { "\(kind):\(hash)" }
+    private static func oneTimeKey(_ kind: String, _ userID: String) -> String { "\(kind)\u{0}\(userID)" }
 
     public func ping() async throws {}
 

@@ -30,10 +30,12 @@ public protocol TokenStore: Sendable {
     /// Whether an access token with this `jti` in this session of this user has been revoked.
     func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool
 
-    /// Stores a one-time token, replacing any other token of the same kind for the same user.
+    /// Stores a one-time token, replacing any other token of the same kind for the same user
+    /// (a user has at most one live token of each kind).
     func putOneTimeToken(_ token: OneTimeToken) async throws
-    /// Returns and deletes the token in one step; nil when unknown, expired or already used.
-    func consumeOneTimeToken(kind: String, hash: String) async throws -> OneTimeToken?
+    /// Returns and deletes the user's token of this kind if its hash matches, in one step;
+    /// nil when unknown, expired, replaced or already used.
+    func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken?
 
     /// Round trip to the backing store; throws when it is unreachable.
     func ping() async throws

@@ -138,13 +138,14 @@ public struct SQLiteTokenStore: TokenStore {
         }
     }
 
-    public func consumeOneTimeToken(kind: String, hash: String) async throws -> OneTimeToken? {
+    public func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
         let now = clock.now()
         return try await database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM one_time_tokens WHERE kind = ? AND hash = ?", arguments: [kind, hash]) else {
+            let match = "kind = ? AND hash = ? AND user_id = ?"
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM one_time_tokens WHERE \(match)", arguments: [kind, hash, userID]) else {
                 return nil
             }
-            try db.execute(sql: "DELETE FROM one_time_tokens WHERE kind = ? AND hash = ?", arguments: [kind, hash])
+            try db.execute(sql: "DELETE FROM one_time_tokens WHERE \(match)", arguments: [kind, hash, userID])
             let token = OneTimeToken(
                 kind: row["kind"], hash: row["hash"], userID: row["user_id"], payload: row["payload"],
                 expiresAt: Date(stored: row["expires_at"])

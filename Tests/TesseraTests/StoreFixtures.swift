@@ -1,14 +1,21 @@
 import Foundation
 import Tessera
+import TesseraRESP
+import TesseraRedis
 import TesseraSQLite
+import TesseraTestSupport
 
 /// Every token store implementation the conformance suite runs against.
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
     case memory
     case sqlite
+    /// A real redis-server, started for the test on a free loopback port.
+    case redis
 
     var description: String { rawValue }
     var isPersistent: Bool { self != .memory }
+    /// Whether expired entries stay until `purgeExpired()` (no native TTL).
+    var needsSweep: Bool { self != .redis }
 }
 
 /// A fresh, empty store of one kind with a clock the test controls.
@@ -34,6 +41,23 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
         try await body(
             StoreFixture(kind: kind, store: store, clock: clock, reopen: { try SQLiteDatabase(path: path).tokenStore(clock: clock) })
         )
+    case .redis:
+        try await withRedisServer { server in
+            let client = try RedisClient(url: server.url)
+            let store = RedisTokenStore(client: client, keyPrefix: "test:", clock: clock)
+            do {
+                try await body(
+                    StoreFixture(kind: kind, store: store, clock: clock, reopen: {
+                        // A new client: what a restarted Tessera instance would open.
+                        RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
+                    })
+                )
+            } catch {
+                await client.shutdown()
+                throw error
+            }
+            await client.shutdown()
+        }
     }
 }
 

@@ -1,0 +1,209 @@
+import Foundation
+import Logging
+import Tessera
+import TesseraRESP
+
+/// The shared production token store: several Tessera instances on one Redis see the same
+/// sessions and revocations, data survives restarts of either side (with Redis persistence),
+/// and Redis expires every key by itself. See docs/REDIS.md for the key layout.
+///
+/// Expiry is also checked against the injected clock inside each script, so answers never
+/// depend on when Redis happens to evict a key.
+public struct RedisTokenStore: TokenStore {
+    public let client: RedisClient
+    public let keyPrefix: String
+    let clock: any TesseraClock
+    public let backendName = "redis"
+
+    /// - Parameter keyPrefix: prepended to every key, e.g. `tessera:`; lets several
+    ///   deployments share one Redis database.
+    public init(client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
+        self.client = client
+        self.keyPrefix = keyPrefix
+        self.clock = clock
+    }
+
+    // MARK: Keys
+
+    /// Everything of one user shares the hash tag `{u:<id>}`: one Cluster slot.
+    func userPrefix(_ userID: String) -> String { "\(keyPrefix){u:\(userID)}:" }
+    func sessionKey(_ userID: String, _ sessionID: String) -> String { userPrefix(userID) + "s:\(sessionID)" }
+    func indexKey(_ userID: String) -> String { userPrefix(userID) + "sessions" }
+    func denyKey(_ userID: String, _ key: RevocationKey) -> String {
+        switch key {
+        case .tokenID(let jti): userPrefix(userID) + "deny:jti:\(jti)"
+        case .session(let sid): userPrefix(userID) + "deny:sid:\(sid)"
+        }
+    }
+    func oneTimeKey(_ userID: String, _ kind: String) -> String { userPrefix(userID) + "ott:\(kind)" }
+
+    // MARK: TokenStore
+
+    public func createSession(_ session: SessionRecord) async throws {
+        var arguments: [RESPArgument] = [
+            .init(Self.text(clock.now())), .init(session.id), .init(Self.text(session.idleExpiresAt)),
+            .init(Self.text(session.absoluteExpiresAt)),
+        ]
+        for (field, value) in Self.fields(of: session) {
+            arguments += [.init(field), .init(value)]
+        }
+        try await run(RedisScripts.createSession, keys: [sessionKey(session.userID, session.id), indexKey(session.userID)], arguments)
+    }
+
+    public func session(id: String, userID: String) async throws -> SessionRecord? {
+        let reply = try await send(["HGETALL", .init(sessionKey(userID, id))])
+        guard let session = Self.session(from: reply), session.userID == userID, session.isLive(at: clock.now()) else { return nil }
+        return session
+    }
+
+    public func sessions(userID: String) async throws -> [SessionRecord] {
+        let now = clock.now()
+        let reply = try await run(RedisScripts.listSessions, keys: [indexKey(userID)], [.init(Self.text(now)), .init(userPrefix(userID))])
+        return (reply.array ?? [])
+            .compactMap(Self.session(from:))
+            .filter { $0.isLive(at: now) }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
+        let now = clock.now()
+        let reply = try await run(
+            RedisScripts.rotate,
+            keys: [
+                sessionKey(request.userID, request.sessionID), indexKey(request.userID),
+                denyKey(request.userID, .session(request.sessionID)),
+            ],
+            [
+                .init(Self.text(now)), .init(request.userID), .init(request.presentedGeneration),
+                .init(String(request.graceWindow)), .init(Self.text(now.addingTimeInterval(request.idleTTL))),
+                .init(Self.text(now.addingTimeInterval(request.revokedAccessTTL))),
+                .init(request.userAgent ?? ""), .init(request.ipAddress ?? ""), .init(request.sessionID),
+            ]
+        )
+        let parts = reply.array ?? []
+        switch parts.first?.string {
+        case "rotated":
+            guard parts.count == 2, let session = Self.session(from: parts[1]) else { throw malformed("rotate") }
+            return .rotated(session)
+        case "reissued":
+            guard parts.count == 2, let session = Self.session(from: parts[1]) else { throw malformed("rotate") }
+            return .reissued(session)
+        case "reused":
+            return .reused(userID: request.userID)
+        case "invalid":
+            return .invalid
+        default:
+            throw malformed("rotate")
+        }
+    }
+
+    public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
+        let now = clock.now()
+        let reply = try await run(
+            RedisScripts.revokeSession,
+            keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id))],
+            [.init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id)]
+        )
+        return reply.int == 1
+    }
+
+    public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
+        let now = clock.now()
+        let reply = try await run(
+            RedisScripts.revokeAllSessions,
+            keys: [indexKey(userID)],
+            [.init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID))]
+        )
+        return reply.int ?? 0
+    }
+
+    public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
+        guard until > clock.now() else { return }
+        try await run(RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until))])
+    }
+
+    public func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
+        let reply = try await send(["MGET", .init(denyKey(userID, .tokenID(tokenID))), .init(denyKey(userID, .session(sessionID)))])
+        let now = clock.now().timeIntervalSince1970
+        return (reply.array ?? []).contains { value in
+            value.string.flatMap(Double.init).map { $0 > now } ?? false
+        }
+    }
+
+    public func putOneTimeToken(_ token: OneTimeToken) async throws {
+        guard token.expiresAt > clock.now() else { return }
+        try await run(
+            RedisScripts.putOneTimeToken, keys: [oneTimeKey(token.userID, token.kind)],
+            [.init(token.hash), .init(token.payload), .init(Self.text(token.expiresAt))]
+        )
+    }
+
+    public func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
+        let reply = try await run(RedisScripts.consumeOneTimeToken, keys: [oneTimeKey(userID, kind)], [.init(hash)])
+        guard let parts = reply.array, parts.count == 2, let payload = parts[0].string,
+            let expiry = parts[1].string.flatMap(Double.init)
+        else { return nil }
+        let token = OneTimeToken(kind: kind, hash: hash, userID: userID, payload: payload, expiresAt: Date(timeIntervalSince1970: expiry))
+        return clock.now() < token.expiresAt ? token : nil
+    }
+
+    public func ping() async throws {
+        _ = try await send(["PING"])
+    }
+
+    /// Redis expires keys itself, and indexes are pruned on every write; nothing to sweep.
+    public func purgeExpired() async throws -> Int { 0 }
+
+    // MARK: Plumbing
+
+    @discardableResult
+    private func run(_ script: RedisScript, keys: [String], _ arguments: [RESPArgument]) async throws -> RESPValue {
+        do {
+            return try await client.evalScript(script, keys: keys.map { RESPArgument($0) }, arguments: arguments)
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+
+    private func send(_ command: [RESPArgument]) async throws -> RESPValue {
+        do {
+            return try await client.send(command, timeout: nil)
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+
+    private func malformed(_ operation: String) -> StoreError {
+        StoreError(backend: backendName, message: "unexpected reply to \(operation)")
+    }
+
+    /// Seconds since 1970 in Swift's shortest exact spelling; Lua compares, never rewrites, them.
+    static func text(_ date: Date) -> String { String(date.timeIntervalSince1970) }
+
+    static func fields(of session: SessionRecord) -> [(String, String)] {
+        var fields = [
+            ("uid", session.userID), ("sid", session.id), ("gen", String(session.generation)), ("rot", text(session.rotatedAt)),
+            ("cre", text(session.createdAt)), ("last", text(session.lastUsedAt)), ("idle", text(session.idleExpiresAt)),
+            ("abs", text(session.absoluteExpiresAt)),
+        ]
+        if let device = session.device { fields.append(("dev", device)) }
+        if let userAgent = session.userAgent { fields.append(("ua", userAgent)) }
+        if let ip = session.ipAddress { fields.append(("ip", ip)) }
+        return fields
+    }
+
+    /// Reads a session from HGETALL's reply (a RESP3 map, or a flat array from Lua / RESP2).
+    static func session(from reply: RESPValue) -> SessionRecord? {
+        guard let map = reply.stringMap, !map.isEmpty else { return nil }
+        func string(_ key: String) -> String? { map[key]?.string }
+        func date(_ key: String) -> Date? { string(key).flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
+        guard let userID = string("uid"), let id = string("sid"), let generation = string("gen").flatMap({ Int64($0) }),
+            let rotatedAt = date("rot"), let createdAt = date("cre"), let lastUsedAt = date("last"),
+            let idle = date("idle"), let absolute = date("abs")
+        else { return nil }
+        return SessionRecord(
+            id: id, userID: userID, generation: generation, rotatedAt: rotatedAt, createdAt: createdAt, lastUsedAt: lastUsedAt,
+            idleExpiresAt: idle, absoluteExpiresAt: absolute, device: string("dev"), userAgent: string("ua"), ipAddress: string("ip")
+        )
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Tessera
+import TesseraRESP
+import TesseraRedis
+import TesseraTestSupport
+import Testing
+
+/// What only the Redis store promises: key layout, TTLs, one slot per user.
+@Suite("Redis token store")
+struct RedisTokenStoreTests {
+    func withRedisStore(_ body: (RedisTokenStore, RedisClient, ManualClock) async throws -> Void) async throws {
+        try await withRedisServer { server in
+            let client = try RedisClient(url: server.url)
+            let clock = ManualClock(Date())
+            do {
+                try await body(RedisTokenStore(client: client, keyPrefix: "t:", clock: clock), client, clock)
+            } catch {
+                await client.shutdown()
+                throw error
+            }
+            await client.shutdown()
+        }
+    }
+
+    func allKeys(_ client: RedisClient) async throws -> [String] {
+        try await client.send(["KEYS", "*"]).array?.compactMap(\.string).sorted() ?? []
+    }
+
+    func session(_ clock: ManualClock, user: String, id: String, lifetime: TimeInterval = 3600) -> SessionRecord {
+        let now = clock.now()
+        return SessionRecord(
+            id: id, userID: user, rotatedAt: now, createdAt: now, lastUsedAt: now,
+            idleExpiresAt: now.addingTimeInterval(lifetime), absoluteExpiresAt: now.addingTimeInterval(lifetime * 2)
+        )
+    }
+
+    @Test func everyKeyHasATTLAndNoTokenMaterial() async throws {
+        try await withRedisStore { store, client, clock in
+            let a = session(clock, user: "alice", id: "s1")
+            try await store.createSession(a)
+            try await store.createSession(session(clock, user: "alice", id: "s2"))
+            _ = try await store.rotate(.init(userID: "alice", sessionID: "s1", presentedGeneration: 1, graceWindow: 10, idleTTL: 3600, revokedAccessTTL: 900))
+            _ = try await store.revokeSession(id: "s2", userID: "alice", accessTTL: 900)
+            try await store.deny(.tokenID("jti-1"), userID: "alice", until: clock.now().addingTimeInterval(900))
+            try await store.putOneTimeToken(.init(kind: "reset", hash: "abc", userID: "alice", expiresAt: clock.now().addingTimeInterval(3600)))
+            let keys = try await allKeys(client)
+            #expect(keys == [
+                "t:{u:alice}:deny:jti:jti-1", "t:{u:alice}:deny:sid:s2", "t:{u:alice}:ott:reset", "t:{u:alice}:s:s1", "t:{u:alice}:sessions",
+            ])
+            for key in keys {
+                let ttl = try await client.send(["PTTL", .init(key)]).int ?? -3
+                #expect(ttl > 0, "\(key) has no TTL")
+            }
+            // The session key expires with the session; the denylist entry with the access TTL.
+            let sessionTTL = try await client.send(["PTTL", "t:{u:alice}:s:s1"]).int ?? 0
+            #expect(abs(Double(sessionTTL) / 1000 - 3600) < 5)
+            let denyTTL = try await client.send(["PTTL", "t:{u:alice}:deny:sid:s2"]).int ?? 0
+            #expect(abs(Double(denyTTL) / 1000 - 900) < 5)
+        }
+    }
+
+    @Test func aUsersKeysShareOneClusterSlot() async throws {
+        try await withRedisStore { store, client, clock in
+            try await store.createSession(session(clock, user: "bob", id: "s1"))
+            try await store.deny(.tokenID("j"), userID: "bob", until: clock.now().addingTimeInterval(60))
+            let slots = Set(try await allKeys(client).map { key in key.range(of: "{u:bob}") != nil })
+            #expect(slots == [true])
+        }
+    }
+
+    @Test func theSessionIndexIsPrunedAsMembersExpire() async throws {
+        try await withRedisStore { store, client, clock in
+            try await store.createSession(session(clock, user: "carol", id: "short", lifetime: 60))
+            try await store.createSession(session(clock, user: "carol", id: "long", lifetime: 3600))
+            #expect(try await client.send(["ZCARD", "t:{u:carol}:sessions"]).int == 2)
+            clock.advance(by: 120)
+            #expect(try await store.sessions(userID: "carol").map(\.id) == ["long"])
+            #expect(try await client.send(["ZCARD", "t:{u:carol}:sessions"]).int == 1)
+            try await store.createSession(session(clock, user: "carol", id: "new", lifetime: 60))
+            #expect(try await client.send(["ZRANGE", "t:{u:carol}:sessions", 0, -1]).array?.compactMap(\.string).sorted() == ["long", "new"])
+        }
+    }
+
+    @Test func anUnreachableRedisIsAStoreErrorNotAnAbsence() async throws {
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:1")
+        configuration.connectTimeout = .milliseconds(500)
+        let client = RedisClient(configuration: configuration)
+        let store = RedisTokenStore(client: client, clock: ManualClock(Date()))
+        await #expect(throws: StoreError.self) { try await store.isRevoked(tokenID: "j", sessionID: "s", userID: "u") }
+        await #expect(throws: StoreError.self) { try await store.session(id: "s", userID: "u") }
+        await #expect(throws: StoreError.self) { try await store.ping() }
+        await client.shutdown()
+    }
+}
