@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Tessera", targets: ["Tessera"]),
         .library(name: "TesseraSQLite", targets: ["TesseraSQLite"]),
         .library(name: "TesseraRedis", targets: ["TesseraRedis"]),
+        .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Core domain: tokens, sessions, policies and the store protocols. No HTTP, no drivers.
@@ -45,6 +47,17 @@ let package = Package(
             dependencies: [
                 "Tessera",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Users in PostgreSQL, shared by several Tessera instances.
+        .target(
+            name: "TesseraPostgres",
+            dependencies: [
+                "Tessera",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -80,6 +93,7 @@ let package = Package(
                 "Tessera",
                 "TesseraSQLite",
                 "TesseraRedis",
+                "TesseraPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -106,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "TesseraTests",
             dependencies: [
-                "Tessera", "TesseraSQLite", "TesseraRedis", "TesseraRESP", "TesseraTestSupport",
+                "Tessera", "TesseraSQLite", "TesseraRedis", "TesseraRESP", "TesseraPostgres", "TesseraTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

@@ -1,0 +1,1 @@
+// The PostgreSQL user store lives here.
