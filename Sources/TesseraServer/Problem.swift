@@ -50,7 +50,10 @@ public struct APIError: Error, Sendable {
         )
         var headers = headers
         headers[.contentType] = "application/problem+json"
-        let data = (try? JSONEncoder().encode(body)) ?? Data()
+        // Sorted keys: the same problem is the same bytes, so failures cannot be told apart by shape.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = (try? encoder.encode(body)) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

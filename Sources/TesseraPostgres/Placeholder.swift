@@ -1,1 +1,0 @@
-// The PostgreSQL user store lives here.
