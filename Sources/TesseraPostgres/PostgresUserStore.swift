@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Tessera
+
+/// Users in PostgreSQL. Same rows and semantics as `SQLiteUserStore`: the email column is
+/// unique (callers normalise it), dates are double precision seconds since 1970.
+public struct PostgresUserStore: UserStore {
+    let database: PostgresDatabase
+    public let backendName = "postgres"
+
+    public func createUser(_ user: User) async throws {
+        try await self.database.perform { client, logger in
+            do {
+                let rows = try await client.query(
+                    """
+                    INSERT INTO users (id, email, password_hash, mfa_enabled, created_at, updated_at)
+                    VALUES (\(user.id), \(user.email), \(user.passwordHash), \(user.mfaEnabled), \
+                    \(user.createdAt.timeIntervalSince1970), \(user.updatedAt.timeIntervalSince1970))
+                    """,
+                    logger: logger
+                )
+                for try await _ in rows {}
+            } catch {
+                try Self.rethrowEmailTaken(error)
+            }
+        }
+    }
+
+    public func user(id: String) async throws -> User? {
+        try await self.database.perform { client, logger in
+            try await Self.first(client.query("SELECT \(unescaped: Self.columns) FROM users WHERE id = \(id)", logger: logger))
+        }
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await self.database.perform { client, logger in
+            try await Self.first(client.query("SELECT \(unescaped: Self.columns) FROM users WHERE email = \(email)", logger: logger))
+        }
+    }
+
+    public func updateUser(_ user: User) async throws {
+        try await self.database.perform { client, logger in
+            // RETURNING tells whether a row matched: the async API exposes no affected-row count.
+            var changed = 0
+            do {
+                let rows = try await client.query(
+                    """
+                    UPDATE users SET email = \(user.email), password_hash = \(user.passwordHash), \
+                    mfa_enabled = \(user.mfaEnabled), updated_at = \(user.updatedAt.timeIntervalSince1970) \
+                    WHERE id = \(user.id) RETURNING id
+                    """,
+                    logger: logger
+                )
+                for try await _ in rows { changed += 1 }
+            } catch {
+                try Self.rethrowEmailTaken(error)
+            }
+            if changed == 0 { throw UserStoreError.notFound }
+        }
+    }
+
+    private static let columns = "id, email, password_hash, mfa_enabled, created_at, updated_at"
+
+    private static func first(_ rows: PostgresRowSequence) async throws -> User? {
+        var found: User?
+        // Drain the whole sequence so the pooled connection is released.
+        for try await (id, email, hash, mfa, created, updated) in rows.decode((String, String, String, Bool, Double, Double).self) {
+            found = User(
+                id: id, email: email, passwordHash: hash, mfaEnabled: mfa,
+                createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)
+            )
+        }
+        return found
+    }
+
+    /// A unique violation on the email constraint is the caller's problem, not the store's.
+    private static func rethrowEmailTaken(_ error: any Error) throws -> Never {
+        if let server = serverError(error), server.state == "23505", server.constraint == "users_email_key" {
+            throw UserStoreError.emailTaken
+        }
+        throw error
+    }
+}

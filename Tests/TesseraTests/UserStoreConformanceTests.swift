@@ -1,0 +1,292 @@
+import Foundation
+import Tessera
+import TesseraPostgres
+import TesseraSQLite
+import TesseraTestSupport
+import Testing
+
+/// Every user store implementation the conformance suite runs against.
+enum UserStoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
+    case memory
+    case sqlite
+    /// A real PostgreSQL server, started for the test on a free loopback port.
+    case postgres
+
+    var description: String { rawValue }
+    var isPersistent: Bool { self != .memory }
+}
+
+/// A fresh, empty user store of one kind.
+struct UserStoreFixture: Sendable {
+    let kind: UserStoreKind
+    let store: any UserStore
+    /// Opens the same backing data again, as a restarted process would, for the body's duration.
+    let reopen: @Sendable (_ body: (any UserStore) async throws -> Void) async throws -> Void
+}
+
+func withUserStore(_ kind: UserStoreKind, _ body: (UserStoreFixture) async throws -> Void) async throws {
+    switch kind {
+    case .memory:
+        let store = MemoryUserStore()
+        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(store) }))
+    case .sqlite:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("users.db").path
+        let store = try SQLiteDatabase(path: path).userStore()
+        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(try SQLiteDatabase(path: path).userStore()) }))
+    case .postgres:
+        try await withPostgresServer { server in
+            let url = server.url
+            try await withMigratedPostgres(url: url) { database in
+                try await body(
+                    UserStoreFixture(kind: kind, store: database.userStore(), reopen: { reopened in
+                        // A new database object and pool: what a restarted Tessera instance opens.
+                        try await withMigratedPostgres(url: url) { try await reopened($0.userStore()) }
+                    })
+                )
+            }
+        }
+    }
+}
+
+/// Opens, migrates and runs a `PostgresDatabase` (its pooled client needs `run()`) for `body`.
+func withMigratedPostgres(
+    url: String, operationTimeout: Duration = .seconds(10), _ body: (PostgresDatabase) async throws -> Void
+) async throws {
+    let database = try PostgresDatabase(url: url, operationTimeout: operationTimeout)
+    try await database.migrate()
+    try await withRunning(database) { try await body($0) }
+}
+
+func withRunning(_ database: PostgresDatabase, _ body: (PostgresDatabase) async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await database.run() }
+        // Cancelling run() closes the pool; the group then waits for it to finish.
+        defer { group.cancelAll() }
+        try await body(database)
+    }
+}
+
+/// A user as AuthService makes one: whole-second `createdAt`. `updatedAt` has a fraction, built
+/// from seconds since 1970 so that it is exactly representable the way sqlite/postgres store it.
+func makeUser(email: String = "ada@example.com", id: String = SecureRandom.identifier()) -> User {
+    User(
+        id: id, email: email, passwordHash: "$2b$12$" + String(repeating: "a", count: 53), mfaEnabled: false,
+        createdAt: Date(timeIntervalSince1970: 1_800_000_000),
+        updatedAt: Date(timeIntervalSince1970: 1_800_000_000.125_25)
+    )
+}
+
+@Suite("UserStore conformance")
+struct UserStoreConformanceTests {
+    @Test(arguments: UserStoreKind.allCases)
+    func createdUserReadsBackByIDAndEmail(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            #expect(f.store.backendName == kind.rawValue)
+            let user = makeUser()
+            let other = makeUser(email: "grace@example.com")
+            try await f.store.createUser(user)
+            try await f.store.createUser(other)
+            #expect(try await f.store.user(id: user.id) == user)
+            #expect(try await f.store.user(email: user.email) == user)
+            #expect(try await f.store.user(email: other.email) == other)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func emailsAreUnique(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let first = makeUser()
+            try await f.store.createUser(first)
+            await #expect(throws: UserStoreError.emailTaken) {
+                try await f.store.createUser(makeUser(email: first.email))
+            }
+            #expect(try await f.store.user(email: first.email) == first)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func updateChangesPasswordMFAAndEmail(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            try await f.store.createUser(user)
+
+            user.passwordHash = "$2b$12$" + String(repeating: "b", count: 53)
+            user.mfaEnabled = true
+            user.updatedAt = user.createdAt.addingTimeInterval(60.5)
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id) == user)
+
+            let oldEmail = user.email
+            user.email = "ada.lovelace@example.com"
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(email: oldEmail) == nil)
+            #expect(try await f.store.user(email: user.email) == user)
+            #expect(try await f.store.user(id: user.id) == user)
+            // The freed address can be registered again.
+            try await f.store.createUser(makeUser(email: oldEmail))
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func changingEmailToATakenOneFails(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let ada = makeUser(email: "ada@example.com")
+            let grace = makeUser(email: "grace@example.com")
+            try await f.store.createUser(ada)
+            try await f.store.createUser(grace)
+            var changed = grace
+            changed.email = ada.email
+            changed.mfaEnabled = true
+            await #expect(throws: UserStoreError.emailTaken) { try await f.store.updateUser(changed) }
+            // Nothing of the failed update was applied.
+            #expect(try await f.store.user(id: grace.id) == grace)
+            #expect(try await f.store.user(email: ada.email) == ada)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func updatingAnUnknownUserIsNotFound(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            await #expect(throws: UserStoreError.notFound) { try await f.store.updateUser(makeUser()) }
+            let created = try await f.store.user(email: "ada@example.com")
+            #expect(created == nil)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func unknownIDsAndEmailsAreNil(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            try await f.store.createUser(makeUser())
+            #expect(try await f.store.user(id: "missing") == nil)
+            #expect(try await f.store.user(email: "missing@example.com") == nil)
+            // Emails are compared as stored: normalising is the caller's job.
+            #expect(try await f.store.user(email: "ADA@example.com") == nil)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func concurrentCreatesOfOneEmailLetExactlyOneWin(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let store = f.store
+            let users = (0..<50).map { _ in makeUser(email: "race@example.com") }
+            let outcomes = try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                for user in users {
+                    group.addTask {
+                        do {
+                            try await store.createUser(user)
+                            return (user.id, true)
+                        } catch UserStoreError.emailTaken {
+                            return (user.id, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(String, Bool)]()) { $0.append($1) }
+            }
+            let winners = outcomes.filter(\.1).map(\.0)
+            #expect(outcomes.count == 50)
+            #expect(winners.count == 1)
+            #expect(try await store.user(email: "race@example.com")?.id == winners.first)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases.filter(\.isPersistent))
+    func usersSurviveReopening(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            try await f.store.createUser(user)
+            user.mfaEnabled = true
+            try await f.store.updateUser(user)
+            try await f.reopen { reopened in
+                let byID = try await reopened.user(id: user.id)
+                let byEmail = try await reopened.user(email: user.email)
+                #expect(byID == user)
+                #expect(byEmail == user)
+                await #expect(throws: UserStoreError.emailTaken) { try await reopened.createUser(makeUser(email: user.email)) }
+            }
+        }
+    }
+
+    /// Dates from the system clock carry sub-microsecond bits. Both persistent stores keep double
+    /// seconds since 1970, which can drop the last bit of a `Date` (its own epoch is 2001): at most
+    /// one ulp near 2^30 s, about 0.24 µs. Whole seconds and the values above round-trip exactly.
+    @Test(arguments: UserStoreKind.allCases)
+    func systemClockDatesRoundTripWithinAMicrosecond(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let now = Date()
+            let user = User(id: SecureRandom.identifier(), email: "now@example.com", passwordHash: "x", createdAt: now.wholeSeconds(), updatedAt: now)
+            try await f.store.createUser(user)
+            let stored = try #require(try await f.store.user(id: user.id))
+            #expect(stored.createdAt == user.createdAt)
+            #expect(abs(stored.updatedAt.timeIntervalSince(now)) < 1e-6)
+            // What is stored is exactly the seconds since 1970 that the Date reports.
+            #expect(stored.updatedAt.timeIntervalSince1970 == now.timeIntervalSince1970)
+        }
+    }
+}
+
+extension Date {
+    /// Whole seconds, as AuthService stores `createdAt`.
+    fileprivate func wholeSeconds() -> Date { Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down)) }
+}
+
+@Suite("Postgres user store")
+struct PostgresUserStoreTests {
+    @Test func concurrentMigrationsAllSucceed() async throws {
+        try await withPostgresServer { server in
+            let databases = try (0..<4).map { _ in try PostgresDatabase(url: server.url) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for database in databases {
+                    group.addTask { try await database.migrate() }
+                }
+                try await group.waitForAll()
+            }
+            // Migrating an up-to-date schema again is a no-op, and the schema works.
+            try await databases[0].migrate()
+            try await withRunning(databases[1]) { database in
+                try await database.ping()
+                let user = makeUser()
+                try await database.userStore().createUser(user)
+                #expect(try await database.userStore().user(id: user.id) == user)
+            }
+        }
+    }
+
+    @Test func unreachableServerIsAStoreErrorNotAbsence() async throws {
+        let database = try PostgresDatabase(
+            url: "postgres://tessera:hunter2secret@127.0.0.1:1/tessera?sslmode=disable", operationTimeout: .seconds(2)
+        )
+        let started = ContinuousClock.now
+        let error = await #expect(throws: StoreError.self) { try await database.migrate() }
+        #expect(error?.backend == "postgres")
+        #expect(error?.description.contains("hunter2secret") == false)
+        try await withRunning(database) { database in
+            let store = database.userStore()
+            let lookup = await #expect(throws: StoreError.self) { _ = try await store.user(id: "any") }
+            #expect(lookup?.description.contains("hunter2secret") == false)
+            await #expect(throws: StoreError.self) { try await store.createUser(makeUser()) }
+            await #expect(throws: StoreError.self) { try await database.ping() }
+        }
+        // Bounded by the operation timeout, not the pool's minute-long circuit breaker.
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    @Test func wrongPasswordIsAStoreError() async throws {
+        try await withPostgresServer { server in
+            let url = server.url.replacingOccurrences(of: ":\(server.password)@", with: ":wrong-password@")
+            let database = try PostgresDatabase(url: url, operationTimeout: .seconds(2))
+            let error = await #expect(throws: StoreError.self) { try await database.migrate() }
+            #expect(error?.description.contains("wrong-password") == false)
+        }
+    }
+
+    @Test func invalidURLsAreRejectedWithoutEchoingThePassword() throws {
+        for url in ["mysql://u:topsecret@host/db", "postgres://u:topsecret@host/db?sslmode=sometimes", "postgres:///db", "postgres://host/db"] {
+            let error = #expect(throws: PostgresConfigurationError.self) { try PostgresDatabase(url: url) }
+            #expect(error?.description.contains("topsecret") == false)
+        }
+        let database = try PostgresDatabase(url: "postgresql://app:p%40ss@db.internal:6432/tessera?sslmode=require")
+        #expect(database.redactedURL == "postgresql://app@db.internal:6432/tessera")
+    }
+}
