@@ -261,6 +261,8 @@ struct PostgresUserStoreTests {
         let error = await #expect(throws: StoreError.self) { try await database.migrate() }
         #expect(error?.backend == "postgres")
         #expect(error?.description.contains("hunter2secret") == false)
+        // migrate() connects directly, so it reports the connection failure itself.
+        #expect(error?.message.contains("connectionError") == true)
         try await withRunning(database) { database in
             let store = database.userStore()
             let lookup = await #expect(throws: StoreError.self) { _ = try await store.user(id: "any") }
@@ -278,6 +280,8 @@ struct PostgresUserStoreTests {
             let database = try PostgresDatabase(url: url, operationTimeout: .seconds(2))
             let error = await #expect(throws: StoreError.self) { try await database.migrate() }
             #expect(error?.description.contains("wrong-password") == false)
+            // The server's reason, not a timeout: invalid_password.
+            #expect(error?.message.contains("28P01") == true)
         }
     }
 
