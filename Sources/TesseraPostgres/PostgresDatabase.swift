@@ -8,8 +8,9 @@ import Tessera
 /// One PostgreSQL database holding Tessera's users, shared by every Tessera instance.
 ///
 /// The pooled `client` only leases connections while its `run()` is running: add this object
-/// (or `client`, never both) to the process's `ServiceGroup`. `migrate()` does not need that:
-/// it uses a short-lived client of its own, so it can run before the service group starts.
+/// (or `client`, never both) to the process's `ServiceGroup`, listed before the HTTP server so
+/// that graceful shutdown stops the server first. `migrate()` does not need the pool: it opens a
+/// connection of its own, so call it before the service group starts.
 public final class PostgresDatabase: Sendable {
     /// The pooled client. It is a ServiceLifecycle `Service`; `run()` may be called only once.
     public let client: PostgresClient
