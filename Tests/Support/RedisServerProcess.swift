@@ -30,7 +30,7 @@ public final class RedisServerProcess: Sendable {
             appendOnly: Bool = false,
             requirePassword: String? = nil,
             extraConfiguration: [String] = [],
-            startupTimeout: Duration = .seconds(10)
+            startupTimeout: Duration = .seconds(30)
         ) {
             self.appendOnly = appendOnly
             self.requirePassword = requirePassword
@@ -120,14 +120,17 @@ public final class RedisServerProcess: Sendable {
 
         let clock = ContinuousClock()
         let deadline = clock.now + self.options.startupTimeout
+        // Attempts are counted so a failure tells a slow server from a starved test process.
+        var attempts = 0
         while clock.now < deadline {
             if !process.isRunning {
                 throw Failure(description: "redis-server exited during startup (status \(process.terminationStatus)): \(self.logTail())")
             }
+            attempts += 1
             if Self.answersPing(port: self.port) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw Failure(description: "redis-server did not answer PING within \(self.options.startupTimeout): \(self.logTail())")
+        throw Failure(description: "redis-server did not answer PING within \(self.options.startupTimeout) (\(attempts) attempts): \(self.logTail())")
     }
 
     /// SIGTERM, then waits (bounded) for the process to exit; SIGKILL if it does not.

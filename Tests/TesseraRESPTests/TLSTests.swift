@@ -5,7 +5,7 @@ import Testing
 @testable import TesseraRESP
 
 /// Makes a throwaway CA and a server certificate for localhost / 127.0.0.1 with openssl.
-func makeTestCertificates(in directory: URL) throws {
+func makeTestCertificates(in directory: URL) async throws {
     let script = """
         set -e
         cd '\(directory.path)'
@@ -18,7 +18,8 @@ func makeTestCertificates(in directory: URL) throws {
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
     process.arguments = ["-c", script]
     try process.run()
-    process.waitUntilExit()
+    // Polled, not waitUntilExit(): blocking a cooperative thread starves every other test.
+    while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
     guard process.terminationStatus == 0 else {
         throw RedisServerProcess.Failure(description: "openssl failed to make test certificates (is openssl installed?)")
     }
@@ -31,7 +32,7 @@ struct TLSTests {
         let certificates = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-tls-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: certificates, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: certificates) }
-        try makeTestCertificates(in: certificates)
+        try await makeTestCertificates(in: certificates)
         let tlsPort = try RedisServerProcess.freeLoopbackPort()
         let options = RedisServerProcess.Options(extraConfiguration: [
             "tls-port \(tlsPort)",
