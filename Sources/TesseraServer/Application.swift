@@ -52,23 +52,34 @@ public enum TesseraHTTP {
             }
         }
         var status: String
+        var mode: String
         var store: Store
     }
 
+    /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves; 503 `down` when
+    /// the store is unreachable and nothing serves in its place.
     static func health(_ store: any TokenStore) async throws -> Response {
+        let fallback = store as? FallbackTokenStore
         let start = ContinuousClock.now
+        let connected: Bool
         do {
             try await store.ping()
-            let elapsed = ContinuousClock.now - start
-            let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            return try JSONBody.response(
-                Health(status: "ok", store: .init(backend: store.backendName, connected: true, latencyMs: (ms * 1000).rounded() / 1000))
-            )
+            connected = true
         } catch {
-            return try JSONBody.response(
-                Health(status: "down", store: .init(backend: store.backendName, connected: false, latencyMs: nil)),
-                status: .serviceUnavailable
-            )
+            connected = false
+        }
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let latency = connected ? (ms * 1000).rounded() / 1000 : nil
+        let storeHealth = Health.Store(backend: store.backendName, connected: connected, latencyMs: latency)
+        switch (connected, fallback) {
+        case (true, let fallback):
+            let mode = fallback?.mode ?? .primary
+            return try JSONBody.response(Health(status: mode == .primary ? "ok" : "degraded", mode: mode.rawValue, store: storeHealth))
+        case (false, .some):
+            return try JSONBody.response(Health(status: "degraded", mode: StoreMode.fallback.rawValue, store: storeHealth))
+        case (false, .none):
+            return try JSONBody.response(Health(status: "down", mode: StoreMode.primary.rawValue, store: storeHealth), status: .serviceUnavailable)
         }
     }
 }

@@ -5,10 +5,16 @@ import Tessera
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// `sqlite:PATH` (default `sqlite:tessera.db`) or `memory:` (nothing persisted).
+    /// `sqlite:PATH` (default `sqlite:tessera.db`), `postgres://…` or `memory:` (nothing persisted).
     public var databaseURL = "sqlite:tessera.db"
-    /// `sqlite` (the database above) or `memory`.
+    /// `sqlite` (the database above), `redis` or `memory`.
     public var tokenStore = "sqlite"
+    public var redisURL = "redis://127.0.0.1:6379"
+    public var redisKeyPrefix = "tessera:"
+    /// What to do while Redis is unreachable: `none` (503) or `memory` (serve locally).
+    public var redisFallback = "none"
+    /// Connect and command timeout for Redis, in seconds.
+    public var redisTimeout: Double = 2
     /// Signing and refresh keys. nil: `tessera.key` beside the SQLite database.
     public var keyFile: String?
     public var policy = TokenPolicy()
@@ -25,17 +31,20 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 /// Where users live, parsed from `--database-url`.
 enum DatabaseLocation: Equatable {
     case sqlite(path: String)
+    case postgres(url: String)
     case memory
 
     init(url: String) throws {
-        if url == "memory:" || url == "memory" {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            self = .postgres(url: url)
+        } else if url == "memory:" || url == "memory" {
             self = .memory
         } else if url.hasPrefix("sqlite://") {
             self = .sqlite(path: try Self.path(String(url.dropFirst("sqlite://".count)), url))
         } else if url.hasPrefix("sqlite:") {
             self = .sqlite(path: try Self.path(String(url.dropFirst("sqlite:".count)), url))
         } else {
-            throw ConfigurationError("unsupported database URL '\(url)': use sqlite:PATH or memory:")
+            throw ConfigurationError("unsupported database URL '\(url)': use sqlite:PATH, postgres://… or memory:")
         }
     }
 
@@ -46,7 +55,7 @@ enum DatabaseLocation: Equatable {
 }
 
 enum TokenStoreKind: String, CaseIterable {
-    case sqlite, memory
+    case sqlite, redis, memory
 
     init(_ name: String) throws {
         guard let kind = Self(rawValue: name.lowercased()) else {
@@ -55,6 +64,17 @@ enum TokenStoreKind: String, CaseIterable {
             )
         }
         self = kind
+    }
+}
+
+enum RedisFallbackPolicy: String, CaseIterable {
+    case none, memory
+
+    init(_ name: String) throws {
+        guard let policy = Self(rawValue: name.lowercased()) else {
+            throw ConfigurationError("unknown Redis fallback '\(name)': choose none or memory")
+        }
+        self = policy
     }
 }
 

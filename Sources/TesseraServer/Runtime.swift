@@ -2,6 +2,9 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Tessera
+import TesseraPostgres
+import TesseraRESP
+import TesseraRedis
 import TesseraSQLite
 
 /// The wired-up service: one store instance of each kind, one key set, one clock. Built once
@@ -20,17 +23,34 @@ public struct TesseraRuntime: Sendable {
         let database = try DatabaseLocation(url: configuration.databaseURL)
         let tokenKind = try TokenStoreKind(configuration.tokenStore)
 
+        var services: [any Service] = []
         var sqlite: SQLiteDatabase?
         let users: any UserStore
+        let databaseDescription: String
         switch database {
         case .sqlite(let path):
             let opened = try SQLiteDatabase(path: path)
             sqlite = opened
             users = opened.userStore()
+            databaseDescription = "sqlite \(path)"
+        case .postgres(let url):
+            let postgres: PostgresDatabase
+            do {
+                postgres = try PostgresDatabase(url: url, logger: logger)
+            } catch {
+                throw ConfigurationError("bad PostgreSQL URL: \(error)")
+            }
+            // Migrations before serving; safe when several instances start at once.
+            try await postgres.migrate()
+            services.append(postgres)
+            users = postgres.userStore()
+            databaseDescription = "postgres \(postgres.redactedURL)"
         case .memory:
             users = MemoryUserStore()
+            databaseDescription = "memory"
         }
 
+        var tokenDescription: String
         let tokens: any TokenStore
         switch tokenKind {
         case .sqlite:
@@ -38,8 +58,48 @@ public struct TesseraRuntime: Sendable {
                 throw ConfigurationError("token store 'sqlite' needs a sqlite: database URL")
             }
             tokens = sqlite.tokenStore(clock: clock)
+            tokenDescription = "sqlite"
         case .memory:
             tokens = MemoryTokenStore(clock: clock)
+            tokenDescription = "memory"
+        case .redis:
+            let fallbackPolicy = try RedisFallbackPolicy(configuration.redisFallback)
+            var redis: RedisConfiguration
+            do {
+                redis = try RedisConfiguration(url: configuration.redisURL)
+            } catch {
+                throw ConfigurationError("bad Redis URL: \(error)")
+            }
+            guard configuration.redisTimeout > 0 else { throw ConfigurationError("Redis timeout must be positive") }
+            let timeout = Duration.milliseconds(Int64(configuration.redisTimeout * 1000))
+            redis.commandTimeout = timeout
+            redis.connectTimeout = timeout
+            redis.acquireTimeout = timeout
+            redis.clientName = "tessera"
+            let client = RedisClient(configuration: redis, logger: logger)
+            services.append(client)
+            let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            tokenDescription = "redis \(redis)"
+            switch fallbackPolicy {
+            case .none:
+                tokens = store
+                tokenDescription += ", fallback none"
+            case .memory:
+                let fallback = FallbackTokenStore(primary: store, fallback: MemoryTokenStore(clock: clock), clock: clock, logger: logger)
+                services.append(fallback)
+                tokens = fallback
+                tokenDescription += ", fallback memory"
+            }
+            // Fail fast at start-up: a wrong URL or password should not wait for the first login.
+            do {
+                try await store.ping()
+            } catch {
+                if fallbackPolicy == .none {
+                    logger.warning("Redis is not reachable at start-up; requests will get 503 until it is", metadata: ["error": "\(error)"])
+                } else {
+                    logger.warning("Redis is not reachable at start-up; serving from the memory fallback", metadata: ["error": "\(error)"])
+                }
+            }
         }
 
         let keys: KeyMaterial
@@ -49,21 +109,19 @@ public struct TesseraRuntime: Sendable {
             keys = loaded
             keyDescription = "\(keyPath) (\(origin == .created ? "created" : "loaded"))"
             if origin == .created { logger.notice("signing key created", metadata: ["key_file": "\(keyPath)"]) }
+        } else if case .postgres = database {
+            throw ConfigurationError("with a PostgreSQL database, give every instance the same --key-file")
         } else {
             keys = .generate(now: clock.now())
             keyDescription = "ephemeral (memory database; tokens die with the process)"
         }
 
         let service = try await AuthService(policy: policy, users: users, tokens: tokens, keys: keys, clock: clock, logger: logger)
-        let databaseDescription: String
-        switch database {
-        case .sqlite(let path): databaseDescription = "sqlite \(path)"
-        case .memory: databaseDescription = "memory"
-        }
+        services.append(ExpirySweeper(store: tokens, interval: configuration.sweepInterval, logger: logger))
         return TesseraRuntime(
             service: service,
-            services: [ExpirySweeper(store: tokens, interval: configuration.sweepInterval, logger: logger)],
-            summary: "users: \(databaseDescription), tokens: \(tokens.backendName), keys: \(keyDescription)"
+            services: services,
+            summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription)"
         )
     }
 
@@ -71,7 +129,7 @@ public struct TesseraRuntime: Sendable {
         switch database {
         case .sqlite(let path):
             URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tessera.key").path
-        case .memory:
+        case .postgres, .memory:
             nil
         }
     }

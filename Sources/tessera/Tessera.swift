@@ -32,8 +32,20 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Users (and tokens, with the sqlite token store): sqlite:PATH or memory:. [env: TESSERA_DATABASE_URL] (default: sqlite:tessera.db)")
     var databaseURL: String?
 
-    @Option(help: "Where sessions and tokens live: sqlite or memory. [env: TESSERA_TOKEN_STORE] (default: sqlite)")
+    @Option(help: "Where sessions and tokens live: sqlite, redis or memory. [env: TESSERA_TOKEN_STORE] (default: sqlite)")
     var tokenStore: String?
+
+    @Option(help: "Redis server for the redis token store: redis://[user:password@]host[:port][/db] or rediss://. [env: TESSERA_REDIS_URL] (default: redis://127.0.0.1:6379)")
+    var redisURL: String?
+
+    @Option(help: "Prefix of every Redis key. [env: TESSERA_REDIS_KEY_PREFIX] (default: tessera:)")
+    var redisKeyPrefix: String?
+
+    @Option(help: "While Redis is unreachable: none (answer 503) or memory (serve from a local store, write revocations back later). [env: TESSERA_REDIS_FALLBACK] (default: none)")
+    var redisFallback: String?
+
+    @Option(help: "Redis connect and command timeout, in seconds. [env: TESSERA_REDIS_TIMEOUT] (default: 2)")
+    var redisTimeout: Double?
 
     @Option(help: "Signing and refresh-token keys, created with mode 0600 on first start. [env: TESSERA_KEY_FILE] (default: tessera.key beside the database)")
     var keyFile: String?
@@ -105,6 +117,10 @@ private struct Settings {
         configuration.databaseURL = flags.databaseURL ?? environment["TESSERA_DATABASE_URL"] ?? configuration.databaseURL
         configuration.tokenStore = flags.tokenStore ?? environment["TESSERA_TOKEN_STORE"] ?? configuration.tokenStore
         configuration.keyFile = flags.keyFile ?? environment["TESSERA_KEY_FILE"]
+        configuration.redisURL = flags.redisURL ?? environment["TESSERA_REDIS_URL"] ?? configuration.redisURL
+        configuration.redisKeyPrefix = flags.redisKeyPrefix ?? environment["TESSERA_REDIS_KEY_PREFIX"] ?? configuration.redisKeyPrefix
+        configuration.redisFallback = flags.redisFallback ?? environment["TESSERA_REDIS_FALLBACK"] ?? configuration.redisFallback
+        configuration.redisTimeout = try value(flags.redisTimeout, "TESSERA_REDIS_TIMEOUT", configuration.redisTimeout)
         var policy = configuration.policy
         policy.accessTTL = try value(flags.accessTTL, "TESSERA_ACCESS_TTL", policy.accessTTL)
         policy.refreshTTL = try value(flags.refreshTTL, "TESSERA_REFRESH_TTL", policy.refreshTTL)
