@@ -47,25 +47,16 @@ public final class MemoryTokenStore: TokenStore {
     public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
         let now = clock.now()
         return state.withLock { state in
-            guard var session = state.sessions[request.sessionID], session.isLive(at: now), session.userID == request.userID else {
-                return .invalid
-            }
-            switch request.presentedGeneration {
-            case session.generation:
-                session.generation += 1
-                session.rotatedAt = now
-                session.lastUsedAt = now
-                session.idleExpiresAt = min(now.addingTimeInterval(request.idleTTL), session.absoluteExpiresAt)
-                session.userAgent = request.userAgent ?? session.userAgent
-                session.ipAddress = request.ipAddress ?? session.ipAddress
+            switch RotationDecision(session: state.sessions[request.sessionID], request: request, now: now) {
+            case .rotate(let session):
                 state.sessions[session.id] = session
                 return .rotated(session)
-            case session.generation - 1 where now.timeIntervalSince(session.rotatedAt) <= request.graceWindow:
+            case .reissue(let session):
                 return .reissued(session)
-            case ..<session.generation:
+            case .revoke(let session):
                 Self.remove(session, from: &state, denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
                 return .reused(userID: session.userID)
-            default:
+            case .invalid:
                 return .invalid
             }
         }

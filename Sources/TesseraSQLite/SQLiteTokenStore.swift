@@ -50,17 +50,8 @@ public struct SQLiteTokenStore: TokenStore {
     public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
         let now = clock.now()
         return try await database.write { db in
-            guard var session = try Self.liveSession(db, id: request.sessionID, now: now), session.userID == request.userID else {
-                return .invalid
-            }
-            switch request.presentedGeneration {
-            case session.generation:
-                session.generation += 1
-                session.rotatedAt = now
-                session.lastUsedAt = now
-                session.idleExpiresAt = min(now.addingTimeInterval(request.idleTTL), session.absoluteExpiresAt)
-                session.userAgent = request.userAgent ?? session.userAgent
-                session.ipAddress = request.ipAddress ?? session.ipAddress
+            switch RotationDecision(session: try Self.liveSession(db, id: request.sessionID, now: now), request: request, now: now) {
+            case .rotate(let session):
                 try db.execute(
                     sql: """
                         UPDATE sessions SET generation = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ?,
@@ -68,17 +59,17 @@ public struct SQLiteTokenStore: TokenStore {
                         WHERE id = ?
                         """,
                     arguments: [
-                        session.generation, now.storedValue, now.storedValue, session.idleExpiresAt.storedValue,
-                        session.userAgent, session.ipAddress, session.id,
+                        session.generation, session.rotatedAt.storedValue, session.lastUsedAt.storedValue,
+                        session.idleExpiresAt.storedValue, session.userAgent, session.ipAddress, session.id,
                     ]
                 )
                 return .rotated(session)
-            case session.generation - 1 where now.timeIntervalSince(session.rotatedAt) <= request.graceWindow:
+            case .reissue(let session):
                 return .reissued(session)
-            case ..<session.generation:
+            case .revoke(let session):
                 try Self.remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
                 return .reused(userID: session.userID)
-            default:
+            case .invalid:
                 return .invalid
             }
         }
