@@ -201,30 +201,38 @@ public final class RedisServerProcess: Sendable {
         )
     }
 
-    /// Asks the kernel for a free port by binding port 0; the port is released at once, so
-    /// there is a small window for another process to take it.
+    /// A random loopback port that is free now; it is released at once, so two callers could
+    /// in principle pick the same one, but not an outgoing connection's source port.
     public static func freeLoopbackPort() throws -> Int {
+        // Ports below the kernel's ephemeral range: a port picked now and bound by the server
+        // a few seconds later (initdb takes that long) cannot meanwhile become the source port
+        // of one of the many outgoing connections the tests make.
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+        let range = 10000..<max(10001, min(ephemeralStart, 65536))
+        for _ in 0..<200 {
+            let port = Int.random(in: range)
+            if canBind(port: port) { return port }
+        }
+        throw Failure(description: "no free loopback port found in \(range)")
+    }
+
+    private static func canBind(port: Int) -> Bool {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
         let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
-        guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { throw Failure(description: "bind() failed: errno \(errno)") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw Failure(description: "getsockname() failed: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound == 0
     }
 
     /// True once the server accepts a connection and answers PING (NOAUTH also counts: the
