@@ -9,6 +9,9 @@ public struct ServerConfiguration: Sendable {
     public var databaseURL = "sqlite:tessera.db"
     /// `sqlite` (the database above), `redis` or `memory`.
     public var tokenStore = "sqlite"
+    /// The SQLite file for tokens when the sqlite token store is combined with a non-SQLite
+    /// user database.
+    public var tokenDatabasePath = "tessera-tokens.db"
     public var redisURL = "redis://127.0.0.1:6379"
     public var redisKeyPrefix = "tessera:"
     /// What to do while Redis is unreachable: `none` (503) or `memory` (serve locally).

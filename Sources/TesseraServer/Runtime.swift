@@ -54,11 +54,15 @@ public struct TesseraRuntime: Sendable {
         let tokens: any TokenStore
         switch tokenKind {
         case .sqlite:
-            guard let sqlite else {
-                throw ConfigurationError("token store 'sqlite' needs a sqlite: database URL")
+            if let sqlite {
+                tokens = sqlite.tokenStore(clock: clock)
+                tokenDescription = "sqlite"
+            } else {
+                // Users live elsewhere (PostgreSQL, memory): tokens get a SQLite file of their own.
+                let path = configuration.tokenDatabasePath
+                tokens = try SQLiteDatabase(path: path).tokenStore(clock: clock)
+                tokenDescription = "sqlite \(path)"
             }
-            tokens = sqlite.tokenStore(clock: clock)
-            tokenDescription = "sqlite"
         case .memory:
             tokens = MemoryTokenStore(clock: clock)
             tokenDescription = "memory"

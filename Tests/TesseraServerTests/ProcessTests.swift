@@ -53,6 +53,21 @@ struct ProcessTests {
         }
     }
 
+    @Test func anyUserStoreCombinesWithTheSQLiteTokenStore() async throws {
+        try await withTemporaryDirectory { directory in
+            let server = try await TesseraProcess.start(
+                ["--database-url", "memory:", "--token-store", "sqlite", "--key-file", "\(directory.path)/k.key"], directory: directory
+            )
+            #expect(server.log.contains("tokens: sqlite tessera-tokens.db"))
+            let grant = try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": "combo@example.com", "password": "correct horse"]))
+            }
+            #expect(grant.status == .created)
+            #expect(FileManager.default.fileExists(atPath: "\(directory.path)/tessera-tokens.db"))
+            await server.stop()
+        }
+    }
+
     @Test(arguments: [
         (["serve", "--token-store", "nosuch"], "unknown token store"),
         (["serve", "--database-url", "mysql://x"], "unsupported database URL"),

@@ -30,8 +30,10 @@ final class TesseraProcess: Sendable {
     var log: String { output.value }
 
     /// Starts `tessera serve --port 0 …` and waits for its "listening" line.
-    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> TesseraProcess {
-        let (process, output) = try launch(["serve", "--port", "0", "--bcrypt-cost", "4"] + arguments, environment: environment)
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil, timeout: Duration = .seconds(60)
+    ) async throws -> TesseraProcess {
+        let (process, output) = try launch(["serve", "--port", "0", "--bcrypt-cost", "4"] + arguments, environment: environment, directory: directory)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let port = listeningPort(in: output.value) {
@@ -60,13 +62,14 @@ final class TesseraProcess: Sendable {
         return (process.terminationStatus, output.value)
     }
 
-    private static func launch(_ arguments: [String], environment: [String: String]) throws -> (Process, Output) {
+    private static func launch(_ arguments: [String], environment: [String: String], directory: URL? = nil) throws -> (Process, Output) {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw ProcessFailure("no tessera binary at \(binary.path): run `swift build` first (scripts/test does)")
         }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TESSERA_") }
         env.merge(environment) { $1 }
         process.environment = env
