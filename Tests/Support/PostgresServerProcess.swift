@@ -99,7 +99,7 @@ public final class PostgresServerProcess: Sendable {
 
     deinit {
         if let process = self.running.withLock({ $0 }), process.isRunning {
-            signalProcess(process.processIdentifier, SIGKILL)
+            sendSignal(process.processIdentifier, SIGKILL)
         }
         self.removeDirectory()
     }
@@ -131,7 +131,7 @@ public final class PostgresServerProcess: Sendable {
             arguments += ["-c", "\(name)=\(value)"]
         }
         let process = try self.makeProcess("postgres", arguments)
-        try Self.runWithSignalsUnblocked(process)
+        try runWithSignalsUnblocked(process)
         self.running.withLock { $0 = process }
 
         let clock = ContinuousClock()
@@ -183,12 +183,12 @@ public final class PostgresServerProcess: Sendable {
                 "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions",
             ]
         )
-        try Self.runWithSignalsUnblocked(process)
+        try runWithSignalsUnblocked(process)
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(60)
         while process.isRunning {
             if clock.now > deadline {
-                signalProcess(process.processIdentifier, SIGKILL)
+                sendSignal(process.processIdentifier, SIGKILL)
                 throw Failure(description: "initdb did not finish within 60s: \(self.logTail())")
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -239,18 +239,7 @@ public final class PostgresServerProcess: Sendable {
 
     private func signal(_ signal: Int32, grace: Duration) async {
         guard let process = self.running.withLock({ $0 }) else { return }
-        if process.isRunning {
-            signalProcess(process.processIdentifier, signal)
-        }
-        let clock = ContinuousClock()
-        let deadline = clock.now + grace
-        while process.isRunning, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        if process.isRunning {
-            signalProcess(process.processIdentifier, SIGKILL)
-            while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-        }
+        await terminate(process, with: signal, grace: grace)
         self.running.withLock { if $0 === process { $0 = nil } }
     }
 
@@ -258,17 +247,6 @@ public final class PostgresServerProcess: Sendable {
         try? FileManager.default.removeItem(at: self.directory)
     }
 
-    /// Synchronous on purpose: the signal mask is per thread and Swift concurrency's threads
-    /// block almost every signal; the child inherits the mask, so without this the postmaster
-    /// would never see SIGINT and `stop()` could only SIGKILL it.
-    private static func runWithSignalsUnblocked(_ process: Process) throws {
-        var nothing = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&nothing)
-        pthread_sigmask(SIG_SETMASK, &nothing, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
-    }
 
     /// The directory holding initdb and postgres: Debian's versioned directories first (newest
     /// first), then PATH (Homebrew, /usr/local/bin symlinks).
@@ -318,7 +296,3 @@ public func withPostgresServer<T>(
     }
 }
 
-/// `kill(2)` under a name that does not clash with `PostgresServerProcess.kill()`.
-private func signalProcess(_ pid: Int32, _ signal: Int32) {
-    _ = kill(pid, signal)
-}

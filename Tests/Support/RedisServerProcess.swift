@@ -115,7 +115,7 @@ public final class RedisServerProcess: Sendable {
         // The spawned child inherits the calling thread's signal mask, and Swift concurrency's
         // worker threads block almost every signal: redis-server would then never see SIGTERM
         // and `stop()` could only end it with SIGKILL. Unblock around the spawn.
-        try Self.runWithSignalsUnblocked(process)
+        try runWithSignalsUnblocked(process)
         self.running.withLock { $0 = process }
 
         let clock = ContinuousClock()
@@ -151,18 +151,7 @@ public final class RedisServerProcess: Sendable {
 
     private func signal(_ signal: Int32, grace: Duration) async {
         guard let process = self.running.withLock({ $0 }) else { return }
-        if process.isRunning {
-            sendSignal(process.processIdentifier, signal)
-        }
-        let clock = ContinuousClock()
-        let deadline = clock.now + grace
-        while process.isRunning, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        if process.isRunning {
-            sendSignal(process.processIdentifier, SIGKILL)
-            while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-        }
+        await terminate(process, with: signal, grace: grace)
         self.running.withLock { if $0 === process { $0 = nil } }
     }
 
@@ -178,16 +167,6 @@ public final class RedisServerProcess: Sendable {
 
     // MARK: Helpers
 
-    /// Synchronous on purpose: the mask is per thread, so it must be restored before any
-    /// suspension point could move the task to another thread.
-    private static func runWithSignalsUnblocked(_ process: Process) throws {
-        var nothing = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&nothing)
-        pthread_sigmask(SIG_SETMASK, &nothing, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
-    }
 
     static func findRedisServer() throws -> URL {
         var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
@@ -279,7 +258,3 @@ public func withRedisServer<T>(
     }
 }
 
-/// `kill(2)` under a name that does not clash with `RedisServerProcess.kill()`.
-private func sendSignal(_ pid: Int32, _ signal: Int32) {
-    _ = kill(pid, signal)
-}

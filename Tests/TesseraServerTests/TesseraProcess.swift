@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TesseraTestSupport
 import Testing
 
 /// A real `tessera` process on loopback, started by the test and ended by PID.
@@ -89,13 +90,7 @@ final class TesseraProcess: Sendable {
 
     /// SIGTERM (graceful), then SIGKILL if it has not ended in 10 s.
     func stop() async {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        await terminate(process, with: SIGTERM, grace: .seconds(10))
     }
 
     deinit {
