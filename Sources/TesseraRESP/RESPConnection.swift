@@ -155,12 +155,8 @@ public final class RESPConnection: Sendable {
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
         do {
             return try await self.sendUnlessClosed(command, timeout: timeout)
-        } catch is RESPNotSentError {
-            throw .connectionClosed
-        } catch let error as RedisError {
-            throw error
         } catch {
-            throw .connectionClosed
+            throw Self.callerError(error)
         }
     }
 
@@ -170,13 +166,15 @@ public final class RESPConnection: Sendable {
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
         do {
             return try await self.pipelineUnlessClosed(commands, timeout: timeout)
-        } catch is RESPNotSentError {
-            throw .connectionClosed
-        } catch let error as RedisError {
-            throw error
         } catch {
-            throw .connectionClosed
+            throw Self.callerError(error)
         }
+    }
+
+    /// What a caller sees: a command that never left the client, or any failure that is not
+    /// already a `RedisError`, is a closed connection.
+    private static func callerError(_ error: any Error) -> RedisError {
+        (error as? RedisError) ?? .connectionClosed
     }
 
     /// Like `send`, but throws `RESPNotSentError` when the command certainly never left.
