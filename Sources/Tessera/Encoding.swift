@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// Random bytes from the system CSPRNG (getrandom on Linux).
@@ -37,12 +36,5 @@ public enum Base64URL {
 
     private static func isAlphabet(_ c: UInt8) -> Bool {
         (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F
-    }
-}
-
-extension Digest {
-    /// Lower-case hex, as stored for hashed one-time tokens.
-    public var hexString: String {
-        self.map { String(format: "%02x", $0) }.joined()
     }
 }
