@@ -9,6 +9,18 @@ public enum AuthError: Error, Equatable, Sendable {
     case invalidToken
     case tokenExpired
     case tokenRevoked
+    case sessionNotFound
+    case invalidResetToken
+    case mfaNotEnrolled
+    case mfaAlreadyEnabled
+    case invalidMFAToken
+    case invalidMFACode
+    case credentialNotFound
+    case credentialLimitReached(Int)
+    /// Too many requests from this client or for this account; retry after that many seconds.
+    case rateLimited(retryAfter: Int)
+    /// Too many consecutive failed logins; the account accepts logins again after that many seconds.
+    case accountLocked(retryAfter: Int)
 
     public var code: String {
         switch self {
@@ -20,6 +32,16 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidToken: "invalid_token"
         case .tokenExpired: "token_expired"
         case .tokenRevoked: "token_revoked"
+        case .sessionNotFound: "session_not_found"
+        case .invalidResetToken: "invalid_reset_token"
+        case .mfaNotEnrolled: "mfa_not_enrolled"
+        case .mfaAlreadyEnabled: "mfa_already_enabled"
+        case .invalidMFAToken: "invalid_mfa_token"
+        case .invalidMFACode: "invalid_mfa_code"
+        case .credentialNotFound: "credential_not_found"
+        case .credentialLimitReached: "credential_limit_reached"
+        case .rateLimited: "rate_limited"
+        case .accountLocked: "account_locked"
         }
     }
 
@@ -33,6 +55,16 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidToken: "The access token is missing or not valid."
         case .tokenExpired: "The access token has expired."
         case .tokenRevoked: "The access token has been revoked."
+        case .sessionNotFound: "No such session."
+        case .invalidResetToken: "The reset token is unknown, expired or already used."
+        case .mfaNotEnrolled: "Multi-factor authentication is not enrolled for this account."
+        case .mfaAlreadyEnabled: "Multi-factor authentication is already enabled."
+        case .invalidMFAToken: "The MFA token is unknown, expired, already used or has had too many wrong codes."
+        case .invalidMFACode: "The code is not valid."
+        case .credentialNotFound: "No credential of that name on this session."
+        case .credentialLimitReached(let limit): "A session carries at most \(limit) credentials."
+        case .rateLimited(let seconds): "Too many requests; retry in \(seconds) s."
+        case .accountLocked(let seconds): "Too many failed logins; this account is locked for \(seconds) s."
         }
     }
 }

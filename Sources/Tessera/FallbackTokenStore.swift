@@ -189,6 +189,24 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await route({ try await $0.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }) { _ in throw outage() }
     }
 
+    // Credentials are not written back either: they answer 503 during an outage.
+    public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
+        try await route({ try await $0.putCredential(credential, limit: limit) }) { _ in throw outage() }
+    }
+
+    public func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential? {
+        try await route({ try await $0.credential(named: name, sessionID: sessionID, userID: userID) }) { _ in throw outage() }
+    }
+
+    public func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
+        try await route({ try await $0.deleteCredential(named: name, sessionID: sessionID, userID: userID) }) { _ in throw outage() }
+    }
+
+    /// The primary's counts; during an outage, those of the local fallback store.
+    public func statistics() async throws -> TokenStoreStatistics {
+        try await route({ try await $0.statistics() }) { try await $0.statistics() }
+    }
+
     /// Answers for the primary: `/health` must show that it is down even while we serve.
     public func ping() async throws {
         try await primary.ping()

@@ -102,18 +102,24 @@ public enum KeyFile {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(stored)
+        try SecretFile.create(path: path, contents: try encoder.encode(stored), what: "key file")
+    }
+}
+
+/// Files holding secrets are created with mode 0600 from the start (never world-readable, not
+/// even briefly) and never overwritten.
+enum SecretFile {
+    static func create(path: String, contents data: Data, what: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // Created with 0600 from the start: the secret never sits in a world-readable file.
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            throw KeyFileError(description: "cannot create key file \(path): \(String(cString: strerror(errno)))")
+            throw KeyFileError(description: "cannot create \(what) \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         guard written == data.count, fsync(fd) == 0 else {
-            throw KeyFileError(description: "cannot write key file \(path)")
+            throw KeyFileError(description: "cannot write \(what) \(path)")
         }
     }
 }

@@ -9,6 +9,19 @@ public final class MemoryTokenStore: TokenStore {
         var sessionsByUser: [String: Set<String>] = [:]
         var denylist: [String: Date] = [:]
         var oneTimeTokens: [String: OneTimeToken] = [:]
+        var credentials: [String: [String: SessionCredential]] = [:]
+
+        mutating func dropSession(_ session: SessionRecord) {
+            sessions[session.id] = nil
+            credentials[session.id] = nil
+            sessionsByUser[session.userID]?.remove(session.id)
+            if sessionsByUser[session.userID]?.isEmpty == true { sessionsByUser[session.userID] = nil }
+        }
+
+        func liveSession(_ id: String, userID: String, now: Date) -> SessionRecord? {
+            guard let session = sessions[id], session.isLive(at: now), session.userID == userID else { return nil }
+            return session
+        }
     }
 
     private let state = Mutex(State())
@@ -28,10 +41,7 @@ public final class MemoryTokenStore: TokenStore {
 
     public func session(id: String, userID: String) async throws -> SessionRecord? {
         let now = clock.now()
-        return state.withLock { state in
-            guard let session = state.sessions[id], session.isLive(at: now), session.userID == userID else { return nil }
-            return session
-        }
+        return state.withLock { $0.liveSession(id, userID: userID, now: now) }
     }
 
     public func sessions(userID: String) async throws -> [SessionRecord] {
@@ -65,9 +75,7 @@ public final class MemoryTokenStore: TokenStore {
     public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
         let now = clock.now()
         return state.withLock { state in
-            guard let session = state.sessions[id], session.isLive(at: now), session.userID == userID else {
-                return false
-            }
+            guard let session = state.liveSession(id, userID: userID, now: now) else { return false }
             Self.remove(session, from: &state, denyUntil: now.addingTimeInterval(accessTTL))
             return true
         }
@@ -87,9 +95,7 @@ public final class MemoryTokenStore: TokenStore {
     }
 
     private static func remove(_ session: SessionRecord, from state: inout State, denyUntil: Date) {
-        state.sessions[session.id] = nil
-        state.sessionsByUser[session.userID]?.remove(session.id)
-        if state.sessionsByUser[session.userID]?.isEmpty == true { state.sessionsByUser[session.userID] = nil }
+        state.dropSession(session)
         let key = RevocationKey.session(session.id).storageKey
         state.denylist[key] = max(state.denylist[key] ?? denyUntil, denyUntil)
     }
@@ -128,6 +134,45 @@ public final class MemoryTokenStore: TokenStore {
 
     private static func oneTimeKey(_ kind: String, _ userID: String) -> String { "\(kind)\u{0}\(userID)" }
 
+    public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(credential.sessionID, userID: credential.userID, now: now) != nil else { return .sessionNotFound }
+            let existing = state.credentials[credential.sessionID] ?? [:]
+            guard existing[credential.name] != nil || existing.count < limit else { return .limitReached }
+            state.credentials[credential.sessionID, default: [:]][credential.name] = credential
+            return .stored
+        }
+    }
+
+    public func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential? {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(sessionID, userID: userID, now: now) != nil else { return nil }
+            return state.credentials[sessionID]?[name]
+        }
+    }
+
+    public func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(sessionID, userID: userID, now: now) != nil else { return false }
+            return state.credentials[sessionID]?.removeValue(forKey: name) != nil
+        }
+    }
+
+    public func statistics() async throws -> TokenStoreStatistics {
+        let now = clock.now()
+        return state.withLock { state in
+            TokenStoreStatistics(
+                liveSessions: state.sessions.values.count { $0.isLive(at: now) },
+                deniedTokens: state.denylist.values.count { now < $0 },
+                pendingOneTimeTokens: state.oneTimeTokens.values.filter { now < $0.expiresAt }
+                    .reduce(into: [:]) { $0[$1.kind, default: 0] += 1 }
+            )
+        }
+    }
+
     public func ping() async throws {}
 
     public func purgeExpired() async throws -> Int {
@@ -135,9 +180,7 @@ public final class MemoryTokenStore: TokenStore {
         return state.withLock { state in
             let before = state.sessions.count + state.denylist.count + state.oneTimeTokens.count
             for session in state.sessions.values where !session.isLive(at: now) {
-                state.sessions[session.id] = nil
-                state.sessionsByUser[session.userID]?.remove(session.id)
-                if state.sessionsByUser[session.userID]?.isEmpty == true { state.sessionsByUser[session.userID] = nil }
+                state.dropSession(session)
             }
             state.denylist = state.denylist.filter { now < $0.value }
             state.oneTimeTokens = state.oneTimeTokens.filter { now < $0.value.expiresAt }
@@ -183,5 +226,115 @@ public final class MemoryUserStore: UserStore {
             }
             state.byID[user.id] = user
         }
+    }
+}
+
+/// Rate-limit state of one process: right for the embedded stores (SQLite, memory), where
+/// one process serves every request. Expired entries are dropped by `purgeExpired()`.
+public final class MemoryRateLimitStore: RateLimitStore {
+    private struct State {
+        var arrivals: [String: Date] = [:]
+        var failures: [String: (count: Int, expiresAt: Date)] = [:]
+        var claims: [String: Date] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let clock: any TesseraClock
+    public let backendName = "memory"
+
+    public init(clock: any TesseraClock = SystemClock()) {
+        self.clock = clock
+    }
+
+    public func acquire(_ key: String, limit: RateLimit) async throws -> RateLimitDecision {
+        let now = clock.now()
+        return state.withLock { state in
+            let (decision, next) = GCRA.decide(storedArrival: state.arrivals[key], now: now, limit: limit)
+            if let next { state.arrivals[key] = next }
+            return decision
+        }
+    }
+
+    public func recordFailure(_ key: String, window: TimeInterval) async throws -> Int {
+        let now = clock.now()
+        return state.withLock { state in
+            let current = state.failures[key].flatMap { now < $0.expiresAt ? $0.count : nil } ?? 0
+            state.failures[key] = (current + 1, now.addingTimeInterval(window))
+            return current + 1
+        }
+    }
+
+    public func failures(_ key: String) async throws -> (count: Int, resetsIn: TimeInterval) {
+        let now = clock.now()
+        return state.withLock { state in
+            guard let entry = state.failures[key], now < entry.expiresAt else { return (0, 0) }
+            return (entry.count, entry.expiresAt.timeIntervalSince(now))
+        }
+    }
+
+    public func clearFailures(_ key: String) async throws {
+        state.withLock { _ = $0.failures.removeValue(forKey: key) }
+    }
+
+    public func claimOnce(_ key: String, ttl: TimeInterval) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            if let until = state.claims[key], now < until { return false }
+            state.claims[key] = now.addingTimeInterval(ttl)
+            return true
+        }
+    }
+
+    /// Drops state that no longer affects any decision.
+    public func purgeExpired() -> Int {
+        let now = clock.now()
+        return state.withLock { state in
+            let before = state.arrivals.count + state.failures.count + state.claims.count
+            state.arrivals = state.arrivals.filter { now < $0.value }
+            state.failures = state.failures.filter { now < $0.value.expiresAt }
+            state.claims = state.claims.filter { now < $0.value }
+            return before - (state.arrivals.count + state.failures.count + state.claims.count)
+        }
+    }
+}
+
+/// A bounded in-process user cache for single-process deployments.
+public final class MemoryUserCache: UserCache {
+    private let entries = Mutex([String: (user: User, expiresAt: Date)]())
+    private let clock: any TesseraClock
+    private let capacity: Int
+    public let backendName = "memory"
+
+    public init(capacity: Int = 100_000, clock: any TesseraClock = SystemClock()) {
+        self.capacity = capacity
+        self.clock = clock
+    }
+
+    public func user(id: String) async throws -> User? {
+        let now = clock.now()
+        return entries.withLock { entries in
+            guard let entry = entries[id] else { return nil }
+            guard now < entry.expiresAt else {
+                entries[id] = nil
+                return nil
+            }
+            return entry.user
+        }
+    }
+
+    public func store(_ user: User, ttl: TimeInterval) async throws {
+        let now = clock.now()
+        entries.withLock { entries in
+            if entries.count >= capacity, entries[user.id] == nil {
+                // Full: drop what has expired, else an arbitrary entry. A cache, not a store.
+                entries = entries.filter { now < $0.value.expiresAt }
+                if entries.count >= capacity, let victim = entries.keys.first { entries[victim] = nil }
+            }
+            entries[user.id] = (user.withoutSecrets, now.addingTimeInterval(ttl))
+        }
+    }
+
+    public func invalidate(userID: String) async throws {
+        entries.withLock { _ = $0.removeValue(forKey: userID) }
     }
 }

@@ -6,16 +6,32 @@ public struct User: Sendable, Equatable {
     public var email: String
     public var passwordHash: String
     public var mfaEnabled: Bool
+    /// The TOTP secret sealed with the encryption key (`SecretBox`); set at enrolment, before
+    /// `mfaEnabled` is turned on by a confirmed code. Never stored or logged in the clear.
+    public var mfaSecret: String?
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(id: String, email: String, passwordHash: String, mfaEnabled: Bool = false, createdAt: Date, updatedAt: Date? = nil) {
+    public init(
+        id: String, email: String, passwordHash: String, mfaEnabled: Bool = false, mfaSecret: String? = nil, createdAt: Date,
+        updatedAt: Date? = nil
+    ) {
         self.id = id
         self.email = email
         self.passwordHash = passwordHash
         self.mfaEnabled = mfaEnabled
+        self.mfaSecret = mfaSecret
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
+    }
+
+    /// The record without its secrets (password hash, TOTP secret): what caches hold and what
+    /// read-only paths (`/me`, token minting) need.
+    public var withoutSecrets: User {
+        var user = self
+        user.passwordHash = ""
+        user.mfaSecret = nil
+        return user
     }
 }
 
@@ -131,5 +147,45 @@ public struct OneTimeToken: Sendable, Equatable {
         self.userID = userID
         self.payload = payload
         self.expiresAt = expiresAt
+    }
+}
+
+/// A named upstream credential (e.g. an identity provider's token pair) carried by a session.
+/// `sealed` is the value encrypted by `SecretBox`; it lives and dies with the session.
+public struct SessionCredential: Sendable, Equatable {
+    public var name: String
+    public var sessionID: String
+    public var userID: String
+    public var sealed: String
+    public var updatedAt: Date
+
+    public init(name: String, sessionID: String, userID: String, sealed: String, updatedAt: Date) {
+        self.name = name
+        self.sessionID = sessionID
+        self.userID = userID
+        self.sealed = sealed
+        self.updatedAt = updatedAt
+    }
+}
+
+public enum CredentialWrite: Sendable, Equatable {
+    case stored
+    /// No live session of that id for that user.
+    case sessionNotFound
+    /// The session already carries the maximum number of credentials and this name is new.
+    case limitReached
+}
+
+/// Counts for `/v1/admin/stats`. Each session has exactly one live refresh token.
+public struct TokenStoreStatistics: Sendable, Equatable {
+    public var liveSessions: Int
+    public var deniedTokens: Int
+    /// Live one-time tokens by kind ("reset", "mfa").
+    public var pendingOneTimeTokens: [String: Int]
+
+    public init(liveSessions: Int, deniedTokens: Int, pendingOneTimeTokens: [String: Int]) {
+        self.liveSessions = liveSessions
+        self.deniedTokens = deniedTokens
+        self.pendingOneTimeTokens = pendingOneTimeTokens
     }
 }

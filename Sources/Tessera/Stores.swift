@@ -37,6 +37,16 @@ public protocol TokenStore: Sendable {
     /// nil when unknown, expired, replaced or already used.
     func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken?
 
+    /// Stores or replaces a credential on a live session. At most `limit` names per session.
+    func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite
+    /// The credential if its session is live and belongs to the user.
+    func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential?
+    /// Returns false when there was no such credential on a live session of the user.
+    func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool
+
+    /// Live counts for the admin endpoint. May scan; not for hot paths.
+    func statistics() async throws -> TokenStoreStatistics
+
     /// Round trip to the backing store; throws when it is unreachable.
     func ping() async throws
     /// Deletes expired rows; returns how many. Stores with native TTLs may return 0.
@@ -56,6 +66,31 @@ public protocol UserStore: Sendable {
     func user(email: String) async throws -> User?
     /// Throws `UserStoreError.notFound` for an unknown id.
     func updateUser(_ user: User) async throws
+}
+
+/// Short-lived counters for rate limits, login regulation and one-shot claims. On Redis they
+/// are shared by every instance; the memory implementation is local to one process.
+public protocol RateLimitStore: Sendable {
+    var backendName: String { get }
+    /// Admits one request under `key` against `limit` (GCRA) in one atomic step.
+    func acquire(_ key: String, limit: RateLimit) async throws -> RateLimitDecision
+    /// Adds a failure under `key`; the count is forgotten `window` after the last failure.
+    /// Returns the new count.
+    func recordFailure(_ key: String, window: TimeInterval) async throws -> Int
+    /// The current failure count and how long until it is forgotten.
+    func failures(_ key: String) async throws -> (count: Int, resetsIn: TimeInterval)
+    func clearFailures(_ key: String) async throws
+    /// True for the first claim of `key` within `ttl`, false for every later one.
+    func claimOnce(_ key: String, ttl: TimeInterval) async throws -> Bool
+}
+
+/// A cache of user records without their secrets (`User.withoutSecrets`), read on every
+/// authenticated request. Shared on Redis so that an invalidation reaches every instance.
+public protocol UserCache: Sendable {
+    var backendName: String { get }
+    func user(id: String) async throws -> User?
+    func store(_ user: User, ttl: TimeInterval) async throws
+    func invalidate(userID: String) async throws
 }
 
 /// The store could not answer. Callers must treat this as "unknown", never as "absent".

@@ -32,8 +32,16 @@ public struct APIError: Error, Sendable {
         case .invalidToken, .tokenExpired, .tokenRevoked:
             // RFC 6750 §3: tell Bearer clients why.
             self.init(.unauthorized, code: error.code, detail: error.detail, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
-        case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused:
+        case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused, .invalidMFAToken, .invalidMFACode:
             self.init(.unauthorized, code: error.code, detail: error.detail)
+        case .sessionNotFound, .credentialNotFound:
+            self.init(.notFound, code: error.code, detail: error.detail)
+        case .invalidResetToken:
+            self.init(.badRequest, code: error.code, detail: error.detail)
+        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached:
+            self.init(.conflict, code: error.code, detail: error.detail)
+        case .rateLimited(let seconds), .accountLocked(let seconds):
+            self.init(.tooManyRequests, code: error.code, detail: error.detail, headers: [.retryAfter: String(seconds)])
         }
     }
 

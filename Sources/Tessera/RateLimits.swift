@@ -1,0 +1,166 @@
+import Foundation
+import Synchronization
+
+/// `count` requests per `period` seconds, with a burst of `count`: written `N/SECONDS`.
+public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+    public var count: Int
+    public var period: TimeInterval
+
+    public init(count: Int, period: TimeInterval) {
+        precondition(count > 0 && period > 0, "a rate limit needs a positive count and period")
+        self.count = count
+        self.period = period
+    }
+
+    /// Parses `N/SECONDS`, e.g. `10/60`; nil when malformed or not positive.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let count = Int(parts[0]), let period = Int(parts[1]), count > 0, period > 0 else { return nil }
+        self.init(count: count, period: TimeInterval(period))
+    }
+
+    /// The time one request "costs" against the budget.
+    public var emissionInterval: TimeInterval { period / Double(count) }
+
+    public var description: String { "\(count)/\(Int(period))" }
+}
+
+public struct RateLimitDecision: Sendable, Equatable {
+    public var allowed: Bool
+    /// When refused: how long until one more request would be admitted.
+    public var retryAfter: TimeInterval
+
+    public init(allowed: Bool, retryAfter: TimeInterval) {
+        self.allowed = allowed
+        self.retryAfter = retryAfter
+    }
+}
+
+/// The generic cell rate algorithm: a single "theoretical arrival time" per key is the whole
+/// state, so one atomic read-modify-write (one Lua script on Redis) decides a request.
+/// The Redis script (`RedisRateLimitStore`) computes exactly this; keep them in step.
+public enum GCRA {
+    /// - Returns: the decision and the new arrival time to store (nil when refused: unchanged).
+    public static func decide(storedArrival: Date?, now: Date, limit: RateLimit) -> (RateLimitDecision, newArrival: Date?) {
+        let arrival = max(storedArrival ?? now, now)
+        let next = arrival.addingTimeInterval(limit.emissionInterval)
+        let allowAt = next.addingTimeInterval(-limit.period)
+        if now < allowAt {
+            return (RateLimitDecision(allowed: false, retryAfter: allowAt.timeIntervalSince(now)), nil)
+        }
+        return (RateLimitDecision(allowed: true, retryAfter: 0), next)
+    }
+}
+
+/// The actions Tessera limits, each with a per-client-IP and a per-account budget.
+public enum RateLimitedAction: String, Sendable, CaseIterable {
+    case login, register, forgot, mfaVerify = "mfa", refresh
+}
+
+/// Limits per action; nil turns a limit off. Defaults are documented in docs/API.md.
+public struct RateLimitPolicy: Sendable {
+    public var perIP: [RateLimitedAction: RateLimit]
+    public var perAccount: [RateLimitedAction: RateLimit]
+    /// Consecutive failed logins before an account is locked.
+    public var lockoutThreshold: Int
+    /// How long a lock lasts; also how long failures are remembered after the last one.
+    public var lockoutDuration: TimeInterval
+
+    public init(
+        perIP: [RateLimitedAction: RateLimit] = Self.defaultPerIP, perAccount: [RateLimitedAction: RateLimit] = Self.defaultPerAccount,
+        lockoutThreshold: Int = 10, lockoutDuration: TimeInterval = 900
+    ) {
+        self.perIP = perIP
+        self.perAccount = perAccount
+        self.lockoutThreshold = lockoutThreshold
+        self.lockoutDuration = lockoutDuration
+    }
+
+    public static let defaultPerIP: [RateLimitedAction: RateLimit] = [
+        .login: RateLimit(count: 30, period: 60),
+        .register: RateLimit(count: 20, period: 3600),
+        .forgot: RateLimit(count: 10, period: 900),
+        .mfaVerify: RateLimit(count: 15, period: 60),
+        .refresh: RateLimit(count: 150, period: 300),
+    ]
+    public static let defaultPerAccount: [RateLimitedAction: RateLimit] = [
+        .login: RateLimit(count: 10, period: 60),
+        .forgot: RateLimit(count: 3, period: 900),
+        .mfaVerify: RateLimit(count: 10, period: 60),
+        .refresh: RateLimit(count: 60, period: 60),
+    ]
+
+    /// No limits and no lockout, e.g. for load tests.
+    public static let unlimited = RateLimitPolicy(perIP: [:], perAccount: [:], lockoutThreshold: 0)
+}
+
+/// Applies a `RateLimitPolicy` against a `RateLimitStore` and counts refusals.
+public struct RateLimiter: Sendable {
+    public let policy: RateLimitPolicy
+    public let store: any RateLimitStore
+    private let counters = RateLimitCounters()
+
+    public init(policy: RateLimitPolicy, store: any RateLimitStore) {
+        self.policy = policy
+        self.store = store
+    }
+
+    /// Throws `AuthError.rateLimited` when the client IP or the account is over its budget.
+    /// The account is any stable string naming it (email, user id); it is hashed into the key
+    /// so that keys carry no personal data.
+    public func check(_ action: RateLimitedAction, ip: String?, account: String?) async throws {
+        if let ip, let limit = policy.perIP[action] {
+            try await admit(action, "ip:\(Self.digest(ip))", limit)
+        }
+        if let account, let limit = policy.perAccount[action] {
+            try await admit(action, "acct:\(Self.digest(account))", limit)
+        }
+    }
+
+    private func admit(_ action: RateLimitedAction, _ subject: String, _ limit: RateLimit) async throws {
+        let decision = try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
+        if !decision.allowed {
+            counters.rejected(action)
+            throw AuthError.rateLimited(retryAfter: Self.wholeSeconds(decision.retryAfter))
+        }
+    }
+
+    // MARK: Login regulation
+
+    /// Throws `AuthError.accountLocked` while the account has too many consecutive failures.
+    public func checkLockout(account: String) async throws {
+        guard policy.lockoutThreshold > 0 else { return }
+        let (count, resetsIn) = try await store.failures(lockoutKey(account))
+        if count >= policy.lockoutThreshold {
+            counters.locked()
+            throw AuthError.accountLocked(retryAfter: Self.wholeSeconds(resetsIn))
+        }
+    }
+
+    public func loginFailed(account: String) async throws {
+        guard policy.lockoutThreshold > 0 else { return }
+        _ = try await store.recordFailure(lockoutKey(account), window: policy.lockoutDuration)
+    }
+
+    public func loginSucceeded(account: String) async throws {
+        guard policy.lockoutThreshold > 0 else { return }
+        try await store.clearFailures(lockoutKey(account))
+    }
+
+    private func lockoutKey(_ account: String) -> String { "lock:\(Self.digest(account))" }
+
+    /// Refusals since start, by action, plus refused logins of locked accounts.
+    public var rejections: [String: Int] { counters.snapshot() }
+
+    static func digest(_ value: String) -> String { String(TokenHash.hex(value).prefix(32)) }
+
+    static func wholeSeconds(_ interval: TimeInterval) -> Int { max(1, Int(interval.rounded(.up))) }
+}
+
+private final class RateLimitCounters: Sendable {
+    private let counts = Mutex([String: Int]())
+
+    func rejected(_ action: RateLimitedAction) { counts.withLock { $0[action.rawValue, default: 0] += 1 } }
+    func locked() { counts.withLock { $0["lockout", default: 0] += 1 } }
+    func snapshot() -> [String: Int] { counts.withLock { $0 } }
+}
