@@ -16,6 +16,18 @@ public struct TokenPolicy: Sendable {
     public init() {}
 }
 
+/// A password login either ends with tokens or asks for the second factor.
+public enum LoginResult: Sendable {
+    case tokens(TokenGrant)
+    case mfaRequired(MFAChallenge)
+}
+
+/// Present `token` with a TOTP code to `AuthService.verifyMFA` within `expiresIn` seconds.
+public struct MFAChallenge: Sendable {
+    public var token: String
+    public var expiresIn: Int
+}
+
 /// What a successful register, login or refresh hands to the client.
 public struct TokenGrant: Sendable {
     public var accessToken: String
@@ -39,6 +51,64 @@ public struct ClientInfo: Sendable {
     }
 }
 
+/// What an account's security features run on: the encryption key, rate limits, the user
+/// cache and where account messages go. `local(...)` gives the single-process defaults.
+public struct AccountSecurity: Sendable {
+    public var secrets: SecretBox
+    public var rateLimits: RateLimitPolicy
+    public var rateLimitStore: any RateLimitStore
+    public var userCache: any UserCache
+    public var notifier: any Notifier
+    /// Lifetime of a password-reset token.
+    public var resetTokenTTL: TimeInterval = 3600
+    /// Lifetime of the token between a password login and its TOTP code.
+    public var mfaTokenTTL: TimeInterval = 300
+    /// Wrong codes an MFA token survives; the next wrong one ends it.
+    public var mfaMaxAttempts = 5
+    public var userCacheTTL: TimeInterval = 3600
+    public var credentialsPerSession = 16
+    /// The issuer shown by authenticator apps.
+    public var totpIssuer = "Tessera"
+    /// Told of every token operation (for metrics); must return quickly.
+    public var events: @Sendable (TokenEvent) -> Void = { _ in }
+
+    public init(
+        secrets: SecretBox, rateLimits: RateLimitPolicy = .init(), rateLimitStore: any RateLimitStore, userCache: any UserCache,
+        notifier: any Notifier
+    ) {
+        self.secrets = secrets
+        self.rateLimits = rateLimits
+        self.rateLimitStore = rateLimitStore
+        self.userCache = userCache
+        self.notifier = notifier
+    }
+
+    /// In-process rate limits and cache; messages to an outbox directory.
+    public static func local(
+        secrets: SecretBox, outbox: String, rateLimits: RateLimitPolicy = .init(), clock: any TesseraClock = SystemClock()
+    ) -> AccountSecurity {
+        AccountSecurity(
+            secrets: secrets, rateLimits: rateLimits, rateLimitStore: MemoryRateLimitStore(clock: clock),
+            userCache: MemoryUserCache(clock: clock), notifier: OutboxNotifier(directory: outbox)
+        )
+    }
+}
+
+/// Token operations, as counted by `/metrics`.
+public enum TokenEvent: String, Sendable, CaseIterable {
+    case sessionStarted = "session_started"
+    case refreshed
+    case reissued
+    case reuseDetected = "reuse_detected"
+    case sessionEnded = "session_ended"
+    case mfaChallenged = "mfa_challenged"
+    case mfaFailed = "mfa_failed"
+    case loginFailed = "login_failed"
+    case passwordChanged = "password_changed"
+    case passwordReset = "password_reset"
+    case resetRequested = "reset_requested"
+}
+
 /// The token service: accounts, sessions, access and refresh tokens. Transport-free; the HTTP
 /// layer and embedding applications call it directly.
 public struct AuthService: Sendable {
@@ -47,14 +117,18 @@ public struct AuthService: Sendable {
     public let tokens: any TokenStore
     public let clock: any TesseraClock
     public let accessTokens: AccessTokenCodec
+    public let security: AccountSecurity
+    public let limiter: RateLimiter
     let refreshTokens: RefreshTokenCodec
     let hasher: PasswordHasher
+    let dispatcher: NotificationDispatcher
+    let cacheCounters = CacheCounters()
     let logger: Logger
     /// Verified against when the email is unknown, so both failures cost one bcrypt.
-    private let decoyHash: String
+    let decoyHash: String
 
     public init(
-        policy: TokenPolicy, users: any UserStore, tokens: any TokenStore, keys: KeyMaterial,
+        policy: TokenPolicy, users: any UserStore, tokens: any TokenStore, keys: KeyMaterial, security: AccountSecurity,
         clock: any TesseraClock = SystemClock(), logger: Logger = Logger(label: "tessera")
     ) async throws {
         self.policy = policy
@@ -62,8 +136,11 @@ public struct AuthService: Sendable {
         self.tokens = tokens
         self.clock = clock
         self.accessTokens = AccessTokenCodec(keys: keys, issuer: policy.issuer)
+        self.security = security
+        self.limiter = RateLimiter(policy: security.rateLimits, store: security.rateLimitStore)
         self.refreshTokens = RefreshTokenCodec(key: keys.refreshKey)
         self.hasher = PasswordHasher(cost: policy.bcryptCost)
+        self.dispatcher = NotificationDispatcher(notifier: security.notifier, logger: logger)
         self.logger = logger
         self.decoyHash = try await hasher.hash(SecureRandom.identifier())
     }
@@ -73,6 +150,7 @@ public struct AuthService: Sendable {
     public func register(email: String, password: String, client: ClientInfo = .init()) async throws -> TokenGrant {
         let email = try Self.normalizedEmail(email)
         try Self.validatePassword(password)
+        try await limiter.check(.register, ip: client.ipAddress, account: nil)
         let now = clock.now()
         let user = User(
             id: UUID().uuidString.lowercased(), email: email, passwordHash: try await hasher.hash(password),
@@ -87,22 +165,35 @@ public struct AuthService: Sendable {
         return try await startSession(for: user, client: client)
     }
 
-    public func login(email: String, password: String, client: ClientInfo = .init()) async throws -> TokenGrant {
+    /// Checks the password. Without MFA the answer is a token grant; with MFA it is a short-lived
+    /// MFA token to present with a TOTP code to `verifyMFA`.
+    public func login(email: String, password: String, client: ClientInfo = .init()) async throws -> LoginResult {
         // No format errors here: every failure looks the same to the caller.
         let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        // Keyed by the email as given, whether or not it exists: no enumeration through limits.
+        try await limiter.check(.login, ip: client.ipAddress, account: email)
+        try await limiter.checkLockout(account: email)
         guard let user = try await users.user(email: email) else {
             _ = try await hasher.verify(password, hash: decoyHash)
+            security.events(.loginFailed)
+            try await limiter.loginFailed(account: email)
             throw AuthError.invalidCredentials
         }
         guard try await hasher.verify(password, hash: user.passwordHash) else {
             logger.info("login failed", metadata: ["user_id": "\(user.id)"])
+            security.events(.loginFailed)
+            try await limiter.loginFailed(account: email)
             throw AuthError.invalidCredentials
         }
-        return try await startSession(for: user, client: client)
+        try await limiter.loginSucceeded(account: email)
+        if user.mfaEnabled {
+            return .mfaRequired(try await startMFAChallenge(for: user, client: client))
+        }
+        return .tokens(try await startSession(for: user, client: client))
     }
 
     public func currentUser(_ claims: AccessClaims) async throws -> User {
-        guard let user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
+        guard let user = try await cachedUser(id: claims.sub) else { throw AuthError.invalidToken }
         return user
     }
 
@@ -118,6 +209,7 @@ public struct AuthService: Sendable {
             device: client.device, userAgent: client.userAgent, ipAddress: client.ipAddress
         )
         try await tokens.createSession(session)
+        security.events(.sessionStarted)
         return try grant(for: session, user: user, now: now)
     }
 
@@ -125,6 +217,7 @@ public struct AuthService: Sendable {
     /// window, is answered without a new generation; any other replay ends the session.
     public func refresh(refreshToken: String, client: ClientInfo = .init()) async throws -> TokenGrant {
         guard let decoded = refreshTokens.decode(refreshToken) else { throw AuthError.invalidRefreshToken }
+        try await limiter.check(.refresh, ip: client.ipAddress, account: decoded.userID)
         let outcome = try await tokens.rotate(
             RotationRequest(
                 userID: decoded.userID, sessionID: decoded.sessionID, presentedGeneration: decoded.generation,
@@ -134,12 +227,14 @@ public struct AuthService: Sendable {
         )
         switch outcome {
         case .rotated(let session), .reissued(let session):
-            guard let user = try await users.user(id: session.userID) else {
+            if case .rotated = outcome { security.events(.refreshed) } else { security.events(.reissued) }
+            guard let user = try await cachedUser(id: session.userID) else {
                 _ = try await tokens.revokeSession(id: session.id, userID: session.userID, accessTTL: policy.accessTTL)
                 throw AuthError.invalidRefreshToken
             }
             return try grant(for: session, user: user, now: clock.now())
         case .reused(let userID):
+            security.events(.reuseDetected)
             logger.warning(
                 "refresh token re-use detected; session revoked",
                 metadata: ["session_id": "\(decoded.sessionID)", "user_id": "\(userID)", "generation": "\(decoded.generation)"]
@@ -154,6 +249,7 @@ public struct AuthService: Sendable {
     /// of the session (this one included) stop working at once.
     public func logout(_ claims: AccessClaims) async throws {
         _ = try await tokens.revokeSession(id: claims.sid, userID: claims.sub, accessTTL: policy.accessTTL)
+        security.events(.sessionEnded)
         // The session entry covers this token; the jti entry keeps it denied even if the
         // session id were ever reused by a buggy client library.
         try await tokens.deny(.tokenID(claims.jti), userID: claims.sub, until: claims.expiresAt)
@@ -164,6 +260,7 @@ public struct AuthService: Sendable {
     @discardableResult
     public func logoutAll(_ claims: AccessClaims) async throws -> Int {
         let count = try await tokens.revokeAllSessions(userID: claims.sub, keeping: nil, accessTTL: policy.accessTTL)
+        for _ in 0..<count { security.events(.sessionEnded) }
         logger.info("all sessions ended", metadata: ["user_id": "\(claims.sub)", "count": "\(count)"])
         return count
     }

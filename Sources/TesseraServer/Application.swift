@@ -6,10 +6,36 @@ import Tessera
 
 /// The HTTP front of Tessera.
 public enum TesseraHTTP {
-    public static func router(service: AuthService) -> Router<TesseraRequestContext> {
+    /// What the router serves besides the auth API.
+    public struct Options: Sendable {
+        /// Bearer key for `/v1/admin/*`; nil: those routes answer 404.
+        public var adminKey: String?
+        /// nil: no `/metrics`.
+        public var metrics: TesseraMetrics?
+        /// Its counters appear in stats and metrics.
+        public var sweeper: ExpirySweeper?
+
+        public init(adminKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+            self.adminKey = adminKey
+            self.metrics = metrics
+            self.sweeper = sweeper
+        }
+    }
+
+    public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
+        if let metrics = options.metrics {
+            router.add(middleware: MetricsMiddleware(metrics: metrics))
+            router.get("metrics") { _, _ in
+                metrics.collect(service, sweeper: options.sweeper)
+                return metrics.response()
+            }
+        }
         router.add(middleware: ProblemMiddleware())
         AuthController(service: service).addRoutes(to: router.group("v1/auth"))
+        if let adminKey = options.adminKey {
+            AdminController(service: service, adminKey: adminKey, sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
+        }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())
             response.headers[.cacheControl] = "public, max-age=300"
@@ -24,7 +50,10 @@ public enum TesseraHTTP {
         onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: router(service: runtime.service),
+            router: router(
+                service: runtime.service,
+                options: .init(adminKey: configuration.adminKey, metrics: runtime.metrics, sweeper: runtime.sweeper)
+            ),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
             services: runtime.services,
             onServerRunning: { channel in
@@ -39,6 +68,18 @@ public enum TesseraHTTP {
     /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
     public static func serve(runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger) async throws {
         try await application(runtime: runtime, configuration: configuration, logger: logger).runService()
+    }
+
+    /// One ping: whether the store answers and how fast (milliseconds, 3 decimals).
+    static func probe(_ store: any TokenStore) async -> Health.Store {
+        let start = ContinuousClock.now
+        do {
+            try await store.ping()
+        } catch {
+            return Health.Store(backend: store.backendName, connected: false, latencyMs: nil)
+        }
+        let elapsed = ContinuousClock.now - start
+        return Health.Store(backend: store.backendName, connected: true, latencyMs: (Double(elapsed.nanoseconds) / 1000).rounded() / 1000)
     }
 
     struct Health: Encodable {
@@ -60,18 +101,8 @@ public enum TesseraHTTP {
     /// the store is unreachable and nothing serves in its place.
     static func health(_ store: any TokenStore) async throws -> Response {
         let fallback = store as? FallbackTokenStore
-        let start = ContinuousClock.now
-        let connected: Bool
-        do {
-            try await store.ping()
-            connected = true
-        } catch {
-            connected = false
-        }
-        let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        let latency = connected ? (ms * 1000).rounded() / 1000 : nil
-        let storeHealth = Health.Store(backend: store.backendName, connected: connected, latencyMs: latency)
+        let storeHealth = await probe(store)
+        let connected = storeHealth.connected
         switch (connected, fallback) {
         case (true, let fallback):
             let mode = fallback?.mode ?? .primary

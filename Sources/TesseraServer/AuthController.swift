@@ -28,14 +28,19 @@ struct AuthController: Sendable {
         }
         group.post("login") { request, context in
             let body = try await JSONBody.decode(Credentials.self, from: request)
-            let grant = try await service.login(
+            let result = try await service.login(
                 email: body.email, password: body.password, client: clientInfo(request, context, device: body.device)
             )
-            return try JSONBody.response(TokenResponse(grant))
+            switch result {
+            case .tokens(let grant):
+                return try JSONBody.response(TokenResponse(grant))
+            case .mfaRequired(let challenge):
+                return try JSONBody.response(MFARequiredResponse(mfaToken: challenge.token, expiresIn: challenge.expiresIn))
+            }
         }
         group.post("refresh") { request, context in
             let body = try await JSONBody.decode(RefreshBody.self, from: request)
-            let grant = try await service.refresh(refreshToken: body.refreshToken, client: clientInfo(request, context, device: nil))
+            let grant = try await service.refresh(refreshToken: body.refreshToken, client: clientInfo(request, context))
             return try JSONBody.response(TokenResponse(grant))
         }
         group.post("logout") { request, _ in
@@ -50,6 +55,7 @@ struct AuthController: Sendable {
             let user = try await service.currentUser(try await authenticate(request))
             return try JSONBody.response(UserResponse(user))
         }
+        addAccountRoutes(to: group)
     }
 
     /// The Bearer token's claims, after signature, expiry and revocation checks.
@@ -60,12 +66,24 @@ struct AuthController: Sendable {
         return try await service.authenticate(bearer: parts[1].trimmingCharacters(in: .whitespaces))
     }
 
-    private func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String?) -> ClientInfo {
+    func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
         ClientInfo(
             device: device.map { String($0.prefix(200)) },
             userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
             ipAddress: context.remoteAddress?.ipAddress
         )
+    }
+}
+
+struct MFARequiredResponse: Encodable {
+    var mfaRequired = true
+    var mfaToken: String
+    var expiresIn: Int
+
+    enum CodingKeys: String, CodingKey {
+        case mfaRequired = "mfa_required"
+        case mfaToken = "mfa_token"
+        case expiresIn = "expires_in"
     }
 }
 
@@ -79,7 +97,7 @@ struct UserResponse: Encodable {
         id = user.id
         email = user.email
         mfaEnabled = user.mfaEnabled
-        createdAt = ISO8601DateFormatter().string(from: user.createdAt)
+        createdAt = Timestamp.string(user.createdAt)
     }
 
     enum CodingKeys: String, CodingKey {

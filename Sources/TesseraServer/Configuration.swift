@@ -22,6 +22,19 @@ public struct ServerConfiguration: Sendable {
     public var keyFile: String?
     public var policy = TokenPolicy()
     public var sweepInterval: Duration = .seconds(60)
+    /// Bearer key for `/v1/admin/*`; nil turns the admin endpoints off (404).
+    public var adminKey: String?
+    /// Where password-reset messages are written. nil: `outbox` beside the SQLite database (or
+    /// in the working directory).
+    public var outboxDirectory: String?
+    /// POST account messages to this URL instead of writing them to the outbox.
+    public var notifyWebhook: String?
+    /// AES-256-GCM key for TOTP secrets and session credentials, created 0600 on first start.
+    /// nil: `tessera-encryption.key` beside the SQLite database.
+    public var encryptionKeyFile: String?
+    public var rateLimits = RateLimitPolicy()
+    /// Serve `GET /metrics` (Prometheus text format).
+    public var metricsEnabled = true
 
     public init() {}
 }
@@ -78,6 +91,17 @@ enum RedisFallbackPolicy: String, CaseIterable {
             throw ConfigurationError("unknown Redis fallback '\(name)': choose none or memory")
         }
         self = policy
+    }
+}
+
+extension RateLimit {
+    /// `N/SECONDS`, or `off` for no limit.
+    public static func setting(_ text: String, name: String) throws -> RateLimit? {
+        if text.lowercased() == "off" { return nil }
+        guard let limit = RateLimit(parsing: text) else {
+            throw ConfigurationError("\(name)='\(text)' is not a rate limit: use N/SECONDS (e.g. 10/60) or off")
+        }
+        return limit
     }
 }
 

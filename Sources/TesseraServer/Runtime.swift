@@ -11,6 +11,8 @@ import TesseraSQLite
 /// per process and injected everywhere; nothing here is a global.
 public struct TesseraRuntime: Sendable {
     public let service: AuthService
+    public let metrics: TesseraMetrics
+    public let sweeper: ExpirySweeper
     /// Background work to run beside the HTTP server (expiry sweeps).
     public let services: [any Service]
     /// For the start-up log line: which stores and keys are in use.
@@ -108,7 +110,7 @@ public struct TesseraRuntime: Sendable {
 
         let keys: KeyMaterial
         let keyDescription: String
-        if let keyPath = configuration.keyFile ?? defaultKeyFile(for: database) {
+        if let keyPath = configuration.keyFile ?? besideDatabase(database, "tessera.key") {
             let (loaded, origin) = try KeyFile.loadOrCreate(path: keyPath, now: clock.now())
             keys = loaded
             keyDescription = "\(keyPath) (\(origin == .created ? "created" : "loaded"))"
@@ -120,21 +122,57 @@ public struct TesseraRuntime: Sendable {
             keyDescription = "ephemeral (memory database; tokens die with the process)"
         }
 
-        let service = try await AuthService(policy: policy, users: users, tokens: tokens, keys: keys, clock: clock, logger: logger)
-        services.append(ExpirySweeper(store: tokens, interval: configuration.sweepInterval, logger: logger))
+        let (secrets, secretsDescription) = try encryptionKeys(configuration, database: database, logger: logger)
+        let notifier = try notifier(configuration, database: database)
+        let metrics = TesseraMetrics()
+        let localLimits = MemoryRateLimitStore(clock: clock)
+        var security = AccountSecurity(
+            secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: localLimits,
+            userCache: MemoryUserCache(clock: clock), notifier: notifier
+        )
+        security.events = { metrics.record($0) }
+        let service = try await AuthService(
+            policy: policy, users: users, tokens: tokens, keys: keys, security: security, clock: clock, logger: logger
+        )
+        let sweeper = ExpirySweeper(store: tokens, rateLimits: localLimits, interval: configuration.sweepInterval, logger: logger)
+        services.append(sweeper)
         return TesseraRuntime(
             service: service,
+            metrics: metrics,
+            sweeper: sweeper,
             services: services,
-            summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription)"
+            summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription), "
+                + "encryption key: \(secretsDescription), messages: \(notifier.summary)"
         )
     }
 
-    static func defaultKeyFile(for database: DatabaseLocation) -> String? {
-        switch database {
-        case .sqlite(let path):
-            URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tessera.key").path
-        case .postgres, .memory:
-            nil
+    static func encryptionKeys(
+        _ configuration: ServerConfiguration, database: DatabaseLocation, logger: Logger
+    ) throws -> (SecretBox, String) {
+        if let path = configuration.encryptionKeyFile ?? besideDatabase(database, "tessera-encryption.key") {
+            let (box, origin) = try EncryptionKeyFile.loadOrCreate(path: path)
+            if origin == .created { logger.notice("encryption key created", metadata: ["key_file": "\(path)"]) }
+            return (box, "\(path) (\(origin == .created ? "created" : "loaded"))")
         }
+        if case .postgres = database {
+            throw ConfigurationError("with a PostgreSQL database, give every instance the same --encryption-key-file")
+        }
+        return (SecretBox.generate(), "ephemeral (memory database)")
+    }
+
+    static func notifier(_ configuration: ServerConfiguration, database: DatabaseLocation) throws -> any Notifier {
+        if let webhook = configuration.notifyWebhook {
+            guard let url = URL(string: webhook), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw ConfigurationError("notify webhook '\(webhook)' is not an http(s) URL")
+            }
+            return WebhookNotifier(url: url)
+        }
+        return OutboxNotifier(directory: configuration.outboxDirectory ?? besideDatabase(database, "outbox") ?? "outbox")
+    }
+
+    /// A file beside the SQLite database; nil for the other databases.
+    static func besideDatabase(_ database: DatabaseLocation, _ name: String) -> String? {
+        guard case .sqlite(let path) = database else { return nil }
+        return URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(name).path
     }
 }

@@ -68,6 +68,45 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    // Account security.
+
+    @Option(help: "Bearer key for /v1/admin/*; unset turns the admin endpoints off. [env: TESSERA_ADMIN_KEY]")
+    var adminKey: String?
+
+    @Option(help: "Directory for password-reset messages, one JSON file each. [env: TESSERA_OUTBOX_DIR] (default: outbox beside the database)")
+    var outboxDir: String?
+
+    @Option(help: "POST password-reset messages as JSON to this http(s) URL instead of the outbox. [env: TESSERA_NOTIFY_WEBHOOK]")
+    var notifyWebhook: String?
+
+    @Option(help: "AES-256-GCM key for TOTP secrets and session credentials, created with mode 0600 on first start. [env: TESSERA_ENCRYPTION_KEY_FILE] (default: tessera-encryption.key beside the database)")
+    var encryptionKeyFile: String?
+
+    @Option(help: "Logins per client IP, N/SECONDS or off. [env: TESSERA_RATE_LIMIT_LOGIN] (default: 30/60)")
+    var rateLimitLogin: String?
+    @Option(help: "Logins per account (email). [env: TESSERA_RATE_LIMIT_LOGIN_ACCOUNT] (default: 10/60)")
+    var rateLimitLoginAccount: String?
+    @Option(help: "Registrations per client IP. [env: TESSERA_RATE_LIMIT_REGISTER] (default: 20/3600)")
+    var rateLimitRegister: String?
+    @Option(help: "Password-reset requests per client IP. [env: TESSERA_RATE_LIMIT_FORGOT] (default: 10/900)")
+    var rateLimitForgot: String?
+    @Option(help: "Password-reset requests per account (email). [env: TESSERA_RATE_LIMIT_FORGOT_ACCOUNT] (default: 3/900)")
+    var rateLimitForgotAccount: String?
+    @Option(help: "MFA codes per client IP. [env: TESSERA_RATE_LIMIT_MFA] (default: 15/60)")
+    var rateLimitMfa: String?
+    @Option(help: "MFA codes per account. [env: TESSERA_RATE_LIMIT_MFA_ACCOUNT] (default: 10/60)")
+    var rateLimitMfaAccount: String?
+    @Option(help: "Refreshes per client IP. [env: TESSERA_RATE_LIMIT_REFRESH] (default: 150/300)")
+    var rateLimitRefresh: String?
+    @Option(help: "Refreshes per account. [env: TESSERA_RATE_LIMIT_REFRESH_ACCOUNT] (default: 60/60)")
+    var rateLimitRefreshAccount: String?
+
+    @Option(help: "Consecutive failed logins that lock an account; 0 turns locking off. [env: TESSERA_LOCKOUT_THRESHOLD] (default: 10)")
+    var lockoutThreshold: Int?
+
+    @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
+    var lockoutDuration: Double?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServerConfiguration
@@ -130,6 +169,37 @@ private struct Settings {
         guard (4...31).contains(cost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
         policy.bcryptCost = UInt8(cost)
         configuration.policy = policy
+
+        configuration.adminKey = flags.adminKey ?? environment["TESSERA_ADMIN_KEY"]
+        if let key = configuration.adminKey, key.utf8.count < 16 {
+            throw ConfigurationError("the admin key must be at least 16 characters")
+        }
+        configuration.outboxDirectory = flags.outboxDir ?? environment["TESSERA_OUTBOX_DIR"]
+        configuration.notifyWebhook = flags.notifyWebhook ?? environment["TESSERA_NOTIFY_WEBHOOK"]
+        configuration.encryptionKeyFile = flags.encryptionKeyFile ?? environment["TESSERA_ENCRYPTION_KEY_FILE"]
+        var limits = configuration.rateLimits
+        let settings: [(RateLimitedAction, perAccount: Bool, String?, String)] = [
+            (.login, false, flags.rateLimitLogin, "TESSERA_RATE_LIMIT_LOGIN"),
+            (.login, true, flags.rateLimitLoginAccount, "TESSERA_RATE_LIMIT_LOGIN_ACCOUNT"),
+            (.register, false, flags.rateLimitRegister, "TESSERA_RATE_LIMIT_REGISTER"),
+            (.forgot, false, flags.rateLimitForgot, "TESSERA_RATE_LIMIT_FORGOT"),
+            (.forgot, true, flags.rateLimitForgotAccount, "TESSERA_RATE_LIMIT_FORGOT_ACCOUNT"),
+            (.mfaVerify, false, flags.rateLimitMfa, "TESSERA_RATE_LIMIT_MFA"),
+            (.mfaVerify, true, flags.rateLimitMfaAccount, "TESSERA_RATE_LIMIT_MFA_ACCOUNT"),
+            (.refresh, false, flags.rateLimitRefresh, "TESSERA_RATE_LIMIT_REFRESH"),
+            (.refresh, true, flags.rateLimitRefreshAccount, "TESSERA_RATE_LIMIT_REFRESH_ACCOUNT"),
+        ]
+        for (action, perAccount, flag, variable) in settings {
+            guard let text = flag ?? environment[variable] else { continue }
+            let limit = try RateLimit.setting(text, name: variable)
+            if perAccount { limits.perAccount[action] = limit } else { limits.perIP[action] = limit }
+        }
+        limits.lockoutThreshold = try value(flags.lockoutThreshold, "TESSERA_LOCKOUT_THRESHOLD", limits.lockoutThreshold)
+        limits.lockoutDuration = try value(flags.lockoutDuration, "TESSERA_LOCKOUT_DURATION", limits.lockoutDuration)
+        guard limits.lockoutThreshold >= 0, limits.lockoutDuration >= 1 else {
+            throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
+        }
+        configuration.rateLimits = limits
         return configuration
     }
 

@@ -46,25 +46,35 @@ extension TestClient {
     }
 }
 
-/// An in-process Tessera on memory stores, a manual clock and cheap bcrypt.
+/// An in-process Tessera on memory stores, a manual clock and cheap bcrypt. Messages go to a
+/// fresh outbox directory; rate limits are off unless a test asks for them.
 struct TestTessera {
     let clock: ManualClock
     let service: AuthService
+    let outbox: String
+    var options = TesseraHTTP.Options()
 
-    static func make(grace: TimeInterval = 10, accessTTL: TimeInterval = 900) async throws -> TestTessera {
+    static func make(
+        grace: TimeInterval = 10, accessTTL: TimeInterval = 900, rateLimits: RateLimitPolicy = .unlimited,
+        adjust: (inout AccountSecurity) -> Void = { _ in }
+    ) async throws -> TestTessera {
         let clock = ManualClock(Date())
         var policy = TokenPolicy()
         policy.bcryptCost = 4
         policy.refreshReuseGrace = grace
         policy.accessTTL = accessTTL
+        let outbox = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-outbox-\(UUID().uuidString)").path
+        var security = AccountSecurity.local(secrets: .generate(), outbox: outbox, rateLimits: rateLimits, clock: clock)
+        adjust(&security)
         let service = try await AuthService(
-            policy: policy, users: MemoryUserStore(), tokens: MemoryTokenStore(clock: clock), keys: .generate(), clock: clock
+            policy: policy, users: MemoryUserStore(), tokens: MemoryTokenStore(clock: clock), keys: .generate(), security: security,
+            clock: clock
         )
-        return TestTessera(clock: clock, service: service)
+        return TestTessera(clock: clock, service: service, outbox: outbox)
     }
 
     func test<Value>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
-        let app = Application(router: TesseraHTTP.router(service: service))
+        let app = Application(router: TesseraHTTP.router(service: service, options: options))
         return try await app.test(.router) { client in try await body(client) }
     }
 }

@@ -176,7 +176,8 @@ struct SharedDeploymentTests {
                 try await withTemporaryDirectory { directory in
                     let arguments = [
                         "--database-url", postgres.url, "--token-store", "redis", "--redis-url", redis.url,
-                        "--key-file", "\(directory.path)/shared.key", "--redis-timeout", "1",
+                        "--key-file", "\(directory.path)/shared.key", "--encryption-key-file", "\(directory.path)/shared-encryption.key",
+                        "--redis-timeout", "1",
                     ]
                     let a = try await TesseraProcess.start(arguments)
                     let b = try await TesseraProcess.start(arguments)

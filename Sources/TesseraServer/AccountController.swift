@@ -1,0 +1,191 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Tessera
+
+// Sessions per device, passwords, MFA and upstream credentials. docs/API.md is the contract.
+extension AuthController {
+    struct PasswordChangeBody: Decodable {
+        var currentPassword: String
+        var newPassword: String
+        enum CodingKeys: String, CodingKey {
+            case currentPassword = "current_password"
+            case newPassword = "new_password"
+        }
+    }
+
+    struct ForgotBody: Decodable {
+        var email: String
+    }
+
+    struct ResetBody: Decodable {
+        var token: String
+        var newPassword: String
+        enum CodingKeys: String, CodingKey {
+            case token
+            case newPassword = "new_password"
+        }
+    }
+
+    struct CodeBody: Decodable {
+        var code: String
+    }
+
+    struct MFAVerifyBody: Decodable {
+        var mfaToken: String
+        var code: String
+        enum CodingKeys: String, CodingKey {
+            case mfaToken = "mfa_token"
+            case code
+        }
+    }
+
+    func addAccountRoutes(to group: RouterGroup<TesseraRequestContext>) {
+        group.get("sessions") { request, _ in
+            let claims = try await authenticate(request)
+            let sessions = try await service.sessions(claims)
+            return try JSONBody.response(SessionListResponse(sessions: sessions.map { SessionResponse($0, current: $0.id == claims.sid) }))
+        }
+        group.delete("sessions/{id}") { request, context in
+            let claims = try await authenticate(request)
+            try await service.endSession(id: try context.parameters.require("id"), claims)
+            return Response(status: .noContent)
+        }
+
+        group.post("password/change") { request, context in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(PasswordChangeBody.self, from: request)
+            try await service.changePassword(current: body.currentPassword, new: body.newPassword, claims, client: clientInfo(request, context))
+            return Response(status: .noContent)
+        }
+        group.post("password/forgot") { request, context in
+            let body = try await JSONBody.decode(ForgotBody.self, from: request)
+            try await service.forgotPassword(email: body.email, client: clientInfo(request, context))
+            return try JSONBody.response(Accepted(), status: .accepted)
+        }
+        group.post("password/reset") { request, _ in
+            let body = try await JSONBody.decode(ResetBody.self, from: request)
+            try await service.resetPassword(token: body.token, new: body.newPassword)
+            return Response(status: .noContent)
+        }
+
+        group.post("mfa/enroll") { request, _ in
+            let enrollment = try await service.enrollMFA(try await authenticate(request))
+            return try JSONBody.response(EnrollmentResponse(secret: enrollment.secret, otpauthURI: enrollment.otpauthURI))
+        }
+        group.post("mfa/confirm") { request, _ in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(CodeBody.self, from: request)
+            try await service.confirmMFA(code: body.code, claims)
+            return Response(status: .noContent)
+        }
+        group.post("mfa/disable") { request, _ in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(CodeBody.self, from: request)
+            try await service.disableMFA(code: body.code, claims)
+            return Response(status: .noContent)
+        }
+        group.post("mfa/verify") { request, context in
+            let body = try await JSONBody.decode(MFAVerifyBody.self, from: request)
+            let grant = try await service.verifyMFA(token: body.mfaToken, code: body.code, client: clientInfo(request, context))
+            return try JSONBody.response(TokenResponse(grant))
+        }
+
+        group.get("session/credentials/{name}") { request, context in
+            let claims = try await authenticate(request)
+            let value = try await service.credential(named: try context.parameters.require("name"), claims)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: value))
+            )
+        }
+        group.put("session/credentials/{name}") { request, context in
+            let claims = try await authenticate(request)
+            // Any JSON value the application chooses (typically an object with the provider's tokens).
+            let buffer = try await request.body.collect(upTo: AuthService.maxCredentialSize + 1)
+            guard buffer.readableBytes <= AuthService.maxCredentialSize else {
+                throw APIError(.contentTooLarge, code: "payload_too_large", detail: "A credential is at most \(AuthService.maxCredentialSize) bytes.")
+            }
+            let data = Data(buffer.readableBytesView)
+            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+                throw APIError(.badRequest, code: "malformed_json", detail: "The credential must be a JSON value.")
+            }
+            try await service.putCredential(named: try context.parameters.require("name"), value: data, claims)
+            return Response(status: .noContent)
+        }
+        group.delete("session/credentials/{name}") { request, context in
+            let claims = try await authenticate(request)
+            try await service.deleteCredential(named: try context.parameters.require("name"), claims)
+            return Response(status: .noContent)
+        }
+    }
+}
+
+struct Accepted: Encodable {
+    var status = "accepted"
+}
+
+struct EnrollmentResponse: Encodable {
+    var secret: String
+    var otpauthURI: String
+    enum CodingKeys: String, CodingKey {
+        case secret
+        case otpauthURI = "otpauth_uri"
+    }
+}
+
+struct SessionListResponse: Encodable {
+    var sessions: [SessionResponse]
+}
+
+struct SessionResponse: Encodable {
+    var id: String
+    var device: String?
+    var userAgent: String?
+    var ipAddress: String?
+    var createdAt: String
+    var lastUsedAt: String
+    var expiresAt: String
+    var current: Bool
+
+    init(_ session: SessionRecord, current: Bool) {
+        id = session.id
+        device = session.device
+        userAgent = session.userAgent
+        ipAddress = session.ipAddress
+        createdAt = Timestamp.string(session.createdAt)
+        lastUsedAt = Timestamp.string(session.lastUsedAt)
+        expiresAt = Timestamp.string(session.expiresAt)
+        self.current = current
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, device, current
+        case userAgent = "user_agent"
+        case ipAddress = "ip_address"
+        case createdAt = "created_at"
+        case lastUsedAt = "last_used_at"
+        case expiresAt = "expires_at"
+    }
+
+    // Absent values are written as null: every session has the same shape.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(device, forKey: .device)
+        try container.encode(userAgent, forKey: .userAgent)
+        try container.encode(ipAddress, forKey: .ipAddress)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(current, forKey: .current)
+    }
+}
+
+/// RFC 3339 timestamps in UTC, whole seconds.
+enum Timestamp {
+    static func string(_ date: Date) -> String {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)).formatted(.iso8601)
+    }
+}
