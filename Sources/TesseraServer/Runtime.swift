@@ -52,21 +52,22 @@ public struct TesseraRuntime: Sendable {
             databaseDescription = "memory"
         }
 
+        let metrics = TesseraMetrics()
         var tokenDescription: String
         let tokens: any TokenStore
         switch tokenKind {
         case .sqlite:
             if let sqlite {
-                tokens = sqlite.tokenStore(clock: clock)
+                tokens = MeasuredTokenStore(base: sqlite.tokenStore(clock: clock), metrics: metrics)
                 tokenDescription = "sqlite"
             } else {
                 // Users live elsewhere (PostgreSQL, memory): tokens get a SQLite file of their own.
                 let path = configuration.tokenDatabasePath
-                tokens = try SQLiteDatabase(path: path).tokenStore(clock: clock)
+                tokens = MeasuredTokenStore(base: try SQLiteDatabase(path: path).tokenStore(clock: clock), metrics: metrics)
                 tokenDescription = "sqlite \(path)"
             }
         case .memory:
-            tokens = MemoryTokenStore(clock: clock)
+            tokens = MeasuredTokenStore(base: MemoryTokenStore(clock: clock), metrics: metrics)
             tokenDescription = "memory"
         case .redis:
             let fallbackPolicy = try RedisFallbackPolicy(configuration.redisFallback)
@@ -88,10 +89,13 @@ public struct TesseraRuntime: Sendable {
             tokenDescription = "redis \(redis)"
             switch fallbackPolicy {
             case .none:
-                tokens = store
+                tokens = MeasuredTokenStore(base: store, metrics: metrics)
                 tokenDescription += ", fallback none"
             case .memory:
-                let fallback = FallbackTokenStore(primary: store, fallback: MemoryTokenStore(clock: clock), clock: clock, logger: logger)
+                let fallback = FallbackTokenStore(
+                    primary: MeasuredTokenStore(base: store, metrics: metrics), fallback: MemoryTokenStore(clock: clock), clock: clock,
+                    logger: logger
+                )
                 services.append(fallback)
                 tokens = fallback
                 tokenDescription += ", fallback memory"
@@ -124,7 +128,6 @@ public struct TesseraRuntime: Sendable {
 
         let (secrets, secretsDescription) = try encryptionKeys(configuration, database: database, logger: logger)
         let notifier = try notifier(configuration, database: database)
-        let metrics = TesseraMetrics()
         let localLimits = MemoryRateLimitStore(clock: clock)
         var security = AccountSecurity(
             secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: localLimits,

@@ -73,6 +73,11 @@ struct ProcessTests {
         (["serve", "--database-url", "mysql://x"], "unsupported database URL"),
         (["serve", "--bcrypt-cost", "99"], "bcrypt cost"),
         (["serve", "--access-ttl", "0"], "access TTL"),
+        (["serve", "--rate-limit-login", "ten per minute"], "TESSERA_RATE_LIMIT_LOGIN='ten per minute' is not a rate limit"),
+        (["serve", "--rate-limit-refresh", "0/60"], "not a rate limit"),
+        (["serve", "--admin-key", "short"], "admin key must be at least 16 characters"),
+        (["serve", "--notify-webhook", "ftp://mail.example.com/hook"], "not an http(s) URL"),
+        (["serve", "--lockout-duration", "0"], "lockout duration"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
@@ -102,5 +107,32 @@ struct ProcessTests {
         await first.stop()
         #expect(status != 0)
         #expect(output.contains("tessera: error: cannot serve on 127.0.0.1:\(first.port)"), "\(output)")
+    }
+
+    @Test func accountSecurityFilesLiveBesideTheDatabaseAndMetricsAreServed() async throws {
+        try await withTemporaryDirectory { directory in
+            let server = try await TesseraProcess.start(
+                ["--database-url", "sqlite:\(directory.path)/data/tessera.db", "--admin-key", "an-admin-key-of-some-length"]
+            )
+            #expect(server.log.contains("encryption key: \(directory.path)/data/tessera-encryption.key (created)"))
+            #expect(server.log.contains("messages: outbox \(directory.path)/data/outbox"))
+            let keyMode = try FileManager.default.attributesOfItem(atPath: "\(directory.path)/data/tessera-encryption.key")[.posixPermissions] as? Int
+            #expect(keyMode == 0o600)
+            try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                let email = "files@example.com"
+                _ = try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": email, "password": "correct horse"]))
+                #expect(try await client.call(.post, "/v1/auth/password/forgot", body: jsonBody(["email": email])).status == .accepted)
+                let messages = try await waitForOutbox("\(directory.path)/data/outbox", count: 1)
+                #expect(messages.first?["to"] as? String == email)
+
+                let stats = try await client.call(.get, "/v1/admin/stats", bearer: "an-admin-key-of-some-length")
+                #expect(stats.status == .ok)
+                #expect((stats.json["tokens"] as? [String: Any])?["pending_reset_tokens"] as? Int == 1)
+                let metrics = String(decoding: try await client.call(.get, "/metrics").body, as: UTF8.self)
+                #expect(metrics.contains(#"tessera_store_duration_seconds_count{operation="create_session"} 1"#), "\(metrics)")
+                #expect(metrics.contains(#"tessera_http_requests_total{route="/v1/auth/password/forgot",method="POST",status="202"} 1"#))
+            }
+            await server.stop()
+        }
     }
 }

@@ -1,0 +1,72 @@
+import Foundation
+import Tessera
+
+/// Times every call to the token store for `tessera_store_duration_seconds` and counts failures.
+/// It wraps the real store, inside any fallback, so the figures are the store's own round trips.
+struct MeasuredTokenStore: TokenStore {
+    let base: any TokenStore
+    let metrics: TesseraMetrics
+
+    var backendName: String { base.backendName }
+
+    private func measure<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        let start = ContinuousClock.now
+        do {
+            let result = try await body()
+            metrics.storeRoundTrip(operation, duration: ContinuousClock.now - start, failed: false)
+            return result
+        } catch {
+            metrics.storeRoundTrip(operation, duration: ContinuousClock.now - start, failed: true)
+            throw error
+        }
+    }
+
+    func createSession(_ session: SessionRecord) async throws {
+        try await measure("create_session") { try await base.createSession(session) }
+    }
+    func session(id: String, userID: String) async throws -> SessionRecord? {
+        try await measure("session") { try await base.session(id: id, userID: userID) }
+    }
+    func sessions(userID: String) async throws -> [SessionRecord] {
+        try await measure("sessions") { try await base.sessions(userID: userID) }
+    }
+    func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
+        try await measure("rotate") { try await base.rotate(request) }
+    }
+    func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
+        try await measure("revoke_session") { try await base.revokeSession(id: id, userID: userID, accessTTL: accessTTL) }
+    }
+    func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
+        try await measure("revoke_all_sessions") { try await base.revokeAllSessions(userID: userID, keeping: keeping, accessTTL: accessTTL) }
+    }
+    func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
+        try await measure("deny") { try await base.deny(key, userID: userID, until: until) }
+    }
+    func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
+        try await measure("is_revoked") { try await base.isRevoked(tokenID: tokenID, sessionID: sessionID, userID: userID) }
+    }
+    func putOneTimeToken(_ token: OneTimeToken) async throws {
+        try await measure("put_one_time_token") { try await base.putOneTimeToken(token) }
+    }
+    func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
+        try await measure("consume_one_time_token") { try await base.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }
+    }
+    func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
+        try await measure("put_credential") { try await base.putCredential(credential, limit: limit) }
+    }
+    func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential? {
+        try await measure("credential") { try await base.credential(named: name, sessionID: sessionID, userID: userID) }
+    }
+    func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
+        try await measure("delete_credential") { try await base.deleteCredential(named: name, sessionID: sessionID, userID: userID) }
+    }
+    func statistics() async throws -> TokenStoreStatistics {
+        try await measure("statistics") { try await base.statistics() }
+    }
+    func ping() async throws {
+        try await measure("ping") { try await base.ping() }
+    }
+    func purgeExpired() async throws -> Int {
+        try await measure("purge_expired") { try await base.purgeExpired() }
+    }
+}
