@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -531,6 +532,51 @@ struct ObservabilityAPITests {
             #expect(text.contains(#"tessera_user_cache_requests_total{result="miss"} 1"#))
             // Route patterns, never raw paths with ids in them.
             #expect(!text.contains("/sessions/none"))
+        }
+    }
+}
+
+@Suite("Webhook notifier")
+struct WebhookNotifierTests {
+    /// A mail sender's endpoint on loopback that fails its first answer, then records bodies.
+    final class Receiver: Sendable {
+        let bodies = Mutex<[Data]>([])
+        let failures = Mutex(1)
+    }
+
+    @Test func resetMessagesArePostedAsJSONWithRetries() async throws {
+        let receiver = Receiver()
+        let router = Router()
+        router.post("hook") { request, _ -> HTTPResponse.Status in
+            let body = try await request.body.collect(upTo: 65536)
+            if receiver.failures.withLock({ failures in
+                defer { failures -= 1 }
+                return failures > 0
+            }) {
+                return .internalServerError
+            }
+            receiver.bodies.withLock { $0.append(Data(body.readableBytesView)) }
+            return .noContent
+        }
+        try await Application(router: router).test(.live) { hook in
+            let port = try #require(hook.port)
+            let url = try #require(URL(string: "http://127.0.0.1:\(port)/hook?key=sender-secret"))
+            let notifier = WebhookNotifier(url: url)
+            #expect(notifier.summary == "webhook http://127.0.0.1:\(port)/hook")
+            let tessera = try await TestTessera.make { $0.notifier = notifier }
+            try await tessera.test { client in
+                _ = try await client.register("hooked@example.com")
+                #expect(try await client.post("/v1/auth/password/forgot", ["email": "hooked@example.com"]).status == .accepted)
+            }
+            for _ in 0..<200 where receiver.bodies.withLock({ $0.isEmpty }) {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            let body = try #require(receiver.bodies.withLock { $0.first })
+            let message = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+            #expect(message["to"] as? String == "hooked@example.com")
+            #expect(message["kind"] as? String == "password_reset")
+            #expect((message["token"] as? String)?.hasPrefix("tsp1.") == true)
+            #expect(receiver.failures.withLock { $0 } < 0)
         }
     }
 }
