@@ -164,3 +164,41 @@ private final class RateLimitCounters: Sendable {
     func locked() { counts.withLock { $0["lockout", default: 0] += 1 } }
     func snapshot() -> [String: Int] { counts.withLock { $0 } }
 }
+
+/// With `--redis-fallback memory`: while the shared store cannot answer, rate limits are kept
+/// per process instead of failing every login. Budgets are then per instance (documented).
+public struct FailoverRateLimitStore: RateLimitStore {
+    public let primary: any RateLimitStore
+    public let local: MemoryRateLimitStore
+
+    public init(primary: any RateLimitStore, local: MemoryRateLimitStore) {
+        self.primary = primary
+        self.local = local
+    }
+
+    public var backendName: String { primary.backendName }
+
+    private func either<T>(_ body: (any RateLimitStore) async throws -> T) async throws -> T {
+        do {
+            return try await body(primary)
+        } catch is StoreError {
+            return try await body(local)
+        }
+    }
+
+    public func acquire(_ key: String, limit: RateLimit) async throws -> RateLimitDecision {
+        try await either { try await $0.acquire(key, limit: limit) }
+    }
+    public func recordFailure(_ key: String, window: TimeInterval) async throws -> Int {
+        try await either { try await $0.recordFailure(key, window: window) }
+    }
+    public func failures(_ key: String) async throws -> (count: Int, resetsIn: TimeInterval) {
+        try await either { try await $0.failures(key) }
+    }
+    public func clearFailures(_ key: String) async throws {
+        try await either { try await $0.clearFailures(key) }
+    }
+    public func claimOnce(_ key: String, ttl: TimeInterval) async throws -> Bool {
+        try await either { try await $0.claimOnce(key, ttl: ttl) }
+    }
+}
