@@ -177,7 +177,7 @@ struct SharedDeploymentTests {
                     let arguments = [
                         "--database-url", postgres.url, "--token-store", "redis", "--redis-url", redis.url,
                         "--key-file", "\(directory.path)/shared.key", "--encryption-key-file", "\(directory.path)/shared-encryption.key",
-                        "--redis-timeout", "1",
+                        "--redis-timeout", "1", "--rate-limit-login-account", "3/3600",
                     ]
                     let a = try await TesseraProcess.start(arguments)
                     let b = try await TesseraProcess.start(arguments)
@@ -202,6 +202,28 @@ struct SharedDeploymentTests {
                     // The email is taken on both: one user table.
                     let again = try await deployment.call(b, .post, "/v1/auth/register", body: ["email": "shared@example.com", "password": "correct horse"])
                     #expect(again.code == "email_taken")
+
+                    // One login budget for both instances: 3 an hour per account, wherever they land.
+                    _ = try await deployment.register(a, "budget@example.com")
+                    let login = ["email": "budget@example.com", "password": "correct horse"]
+                    for instance in [a, b, a] {
+                        #expect(try await deployment.call(instance, .post, "/v1/auth/login", body: login).status == .ok)
+                    }
+                    let refused = try await deployment.call(b, .post, "/v1/auth/login", body: login)
+                    #expect(refused.status == .tooManyRequests)
+                    #expect(refused.code == "rate_limited")
+
+                    // One user cache: B has the user cached; MFA turned on through A shows on B at once.
+                    let cached = try await deployment.register(a, "cached@example.com")
+                    #expect(try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == false)
+                    let secret = try #require(try await deployment.call(a, .post, "/v1/auth/mfa/enroll", bearer: cached["access_token"])["secret"])
+                    let code = TestTOTP.code(secret: secret, at: Date())
+                    #expect(try await deployment.call(a, .post, "/v1/auth/mfa/confirm", body: ["code": code], bearer: cached["access_token"]).status == .noContent)
+                    #expect(try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == true)
+                    // The code just used is refused on the other instance too (shared replay guard).
+                    let challenge = try await deployment.call(b, .post, "/v1/auth/login", body: ["email": "cached@example.com", "password": "correct horse"])
+                    let replay = try await deployment.call(b, .post, "/v1/auth/mfa/verify", body: ["mfa_token": challenge["mfa_token"]!, "code": code])
+                    #expect(replay.code == "invalid_mfa_code")
                     await a.stop()
                     await b.stop()
                 }
