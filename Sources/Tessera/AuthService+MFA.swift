@@ -48,12 +48,20 @@ extension AuthService {
     /// The second step of a login with MFA: a right code for a live MFA token starts the session.
     /// The token is single-use and dies after `mfaMaxAttempts` wrong codes.
     public func verifyMFA(token: String, code: String, client: ClientInfo = .init()) async throws -> TokenGrant {
+        try await limiter.check(.mfaVerify, ip: client.ipAddress, account: nil)
         guard let (userID, hash) = OneTimeTokenCodec.mfa.decode(token) else { throw AuthError.invalidMFAToken }
-        try await limiter.check(.mfaVerify, ip: client.ipAddress, account: userID)
         // Taken out of the store for the check, so that two guesses never race on one token;
         // a wrong code puts it back with one attempt fewer.
         guard let stored = try await tokens.consumeOneTimeToken(kind: OneTimeTokenCodec.mfa.kind, userID: userID, hash: hash) else {
             throw AuthError.invalidMFAToken
+        }
+        // Only a real MFA token spends the account's budget: a made-up token naming the user
+        // cannot lock them out of their second factor.
+        do {
+            try await limiter.check(.mfaVerify, ip: nil, account: userID)
+        } catch {
+            try await tokens.putOneTimeToken(stored)
+            throw error
         }
         guard let user = try await users.user(id: userID), user.mfaEnabled else { throw AuthError.invalidMFAToken }
         let challenge = MFAChallengeState(payload: stored.payload)

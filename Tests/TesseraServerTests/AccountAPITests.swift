@@ -355,6 +355,31 @@ struct RateLimitAPITests {
         }
     }
 
+    @Test func mfaCodesAreLimitedPerAccountButMadeUpTokensSpendNothing() async throws {
+        var limits = RateLimitPolicy.unlimited
+        limits.perAccount[.mfaVerify] = RateLimit(count: 2, period: 60)
+        let tessera = try await TestTessera.make(rateLimits: limits)
+        try await tessera.test { client in
+            let email = "mfa-limited@example.com"
+            let (session, secret) = try await MFAAPITests.enrolled(client, tessera, email: email)
+            let userID = try #require((session.json["user"] as? [String: Any])?["id"] as? String)
+            tessera.clock.advance(by: 60)  // the confirmation spent one of the two
+            let forged = "tsm1.\(userID).\(Base64URL.encode(Array(repeating: UInt8(7), count: 32)))"
+            for _ in 1...5 {
+                #expect(try await client.post("/v1/auth/mfa/verify", ["mfa_token": forged, "code": "123456"]).code == "invalid_mfa_token")
+            }
+            let token = try #require(try await client.login(email)["mfa_token"])
+            #expect(try await client.post("/v1/auth/mfa/verify", ["mfa_token": token, "code": "000001"]).code == "invalid_mfa_code")
+            #expect(try await client.post("/v1/auth/mfa/verify", ["mfa_token": token, "code": "000002"]).code == "invalid_mfa_code")
+            let limited = try await client.post("/v1/auth/mfa/verify", ["mfa_token": token, "code": "000003"])
+            #expect(limited.code == "rate_limited")
+            // Refused by the limit, the token was not spent: the right code works once the budget is back.
+            tessera.clock.advance(by: 30)
+            let code = TestTOTP.code(secret: secret, at: tessera.clock.now())
+            #expect(try await client.post("/v1/auth/mfa/verify", ["mfa_token": token, "code": code]).status == .ok)
+        }
+    }
+
     @Test func consecutiveFailuresLockTheAccountUntilTheLockExpires() async throws {
         var limits = RateLimitPolicy.unlimited
         limits.lockoutThreshold = 3
