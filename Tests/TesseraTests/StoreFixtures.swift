@@ -42,22 +42,22 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
             StoreFixture(kind: kind, store: store, clock: clock, reopen: { try SQLiteDatabase(path: path).tokenStore(clock: clock) })
         )
     case .redis:
-        try await withRedisServer { server in
-            let client = try RedisClient(url: server.url)
+        try await withRedisClient { client, server in
             let store = RedisTokenStore(client: client, keyPrefix: "test:", clock: clock)
-            do {
-                try await body(
-                    StoreFixture(kind: kind, store: store, clock: clock, reopen: {
-                        // A new client: what a restarted Tessera instance would open.
-                        RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
-                    })
-                )
-            } catch {
-                await client.shutdown()
-                throw error
-            }
-            await client.shutdown()
+            try await body(
+                StoreFixture(kind: kind, store: store, clock: clock, reopen: {
+                    // A new client: what a restarted Tessera instance would open.
+                    RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
+                })
+            )
         }
+    }
+}
+
+/// A fresh redis-server and a client of it for `body`; the client is shut down afterwards.
+func withRedisClient<T>(_ body: (RedisClient, RedisServerProcess) async throws -> T) async throws -> T {
+    try await withRedisServer { server in
+        try await withRedisClient(url: server.url) { client in try await body(client, server) }
     }
 }
 

@@ -130,6 +130,35 @@ struct UserStoreConformanceTests {
     }
 
     @Test(arguments: UserStoreKind.allCases)
+    func theSealedMFASecretRoundTrips(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            user.mfaSecret = "v1.sealed-at-enrolment"
+            try await f.store.createUser(user)
+            #expect(try await f.store.user(id: user.id)?.mfaSecret == "v1.sealed-at-enrolment")
+
+            user.mfaSecret = "v1.sealed-again"
+            user.mfaEnabled = true
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id) == user)
+            #expect(try await f.store.user(email: user.email) == user)
+
+            user.mfaSecret = nil
+            user.mfaEnabled = false
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id) == user)
+            if f.kind.isPersistent {
+                user.mfaSecret = "v1.kept"
+                try await f.store.updateUser(user)
+                try await f.reopen { reopened in
+                    let stored = try await reopened.user(id: user.id)
+                    #expect(stored == user)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
     func changingEmailToATakenOneFails(kind: UserStoreKind) async throws {
         try await withUserStore(kind) { f in
             let ada = makeUser(email: "ada@example.com")
