@@ -37,9 +37,9 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("tokens.db").path
-        let store = try SQLiteDatabase(path: path).tokenStore(clock: clock)
+        let store = try await openSQLite(path).tokenStore(clock: clock)
         try await body(
-            StoreFixture(kind: kind, store: store, clock: clock, reopen: { try SQLiteDatabase(path: path).tokenStore(clock: clock) })
+            StoreFixture(kind: kind, store: store, clock: clock, reopen: { try await openSQLite(path).tokenStore(clock: clock) })
         )
     case .redis:
         try await withRedisClient { client, server in
@@ -51,6 +51,14 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
                 })
             )
         }
+    }
+}
+
+/// Opens (and migrates) a database on a dispatch queue: opening is synchronous file I/O, and
+/// the tests share two cooperative threads that must never be blocked.
+func openSQLite(_ path: String) async throws -> SQLiteDatabase {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try SQLiteDatabase(path: path) }) }
     }
 }
 

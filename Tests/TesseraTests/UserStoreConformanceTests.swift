@@ -33,8 +33,8 @@ func withUserStore(_ kind: UserStoreKind, _ body: (UserStoreFixture) async throw
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("users.db").path
-        let store = try SQLiteDatabase(path: path).userStore()
-        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(try SQLiteDatabase(path: path).userStore()) }))
+        let store = try await openSQLite(path).userStore()
+        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(try await openSQLite(path).userStore()) }))
     case .postgres:
         try await withPostgresServer { server in
             let url = server.url
