@@ -79,7 +79,14 @@ public final class PostgresDatabase: Sendable {
                 )
                 """
             ]
-        )
+        ),
+        (
+            2,
+            [
+                // The TOTP secret, sealed by `SecretBox` before it reaches the store.
+                "ALTER TABLE users ADD COLUMN IF NOT EXISTS mfa_secret text"
+            ]
+        ),
     ]
 
     /// Arbitrary but fixed: every Tessera instance takes the same advisory lock to migrate.

@@ -14,8 +14,8 @@ public struct PostgresUserStore: UserStore {
             do {
                 let rows = try await client.query(
                     """
-                    INSERT INTO users (id, email, password_hash, mfa_enabled, created_at, updated_at)
-                    VALUES (\(user.id), \(user.email), \(user.passwordHash), \(user.mfaEnabled), \
+                    INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at)
+                    VALUES (\(user.id), \(user.email), \(user.passwordHash), \(user.mfaEnabled), \(user.mfaSecret), \
                     \(user.createdAt.timeIntervalSince1970), \(user.updatedAt.timeIntervalSince1970))
                     """,
                     logger: logger
@@ -47,7 +47,7 @@ public struct PostgresUserStore: UserStore {
                 let rows = try await client.query(
                     """
                     UPDATE users SET email = \(user.email), password_hash = \(user.passwordHash), \
-                    mfa_enabled = \(user.mfaEnabled), updated_at = \(user.updatedAt.timeIntervalSince1970) \
+                    mfa_enabled = \(user.mfaEnabled), mfa_secret = \(user.mfaSecret), updated_at = \(user.updatedAt.timeIntervalSince1970) \
                     WHERE id = \(user.id) RETURNING id
                     """,
                     logger: logger
@@ -60,14 +60,16 @@ public struct PostgresUserStore: UserStore {
         }
     }
 
-    private static let columns = "id, email, password_hash, mfa_enabled, created_at, updated_at"
+    private static let columns = "id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at"
 
     private static func first(_ rows: PostgresRowSequence) async throws -> User? {
         var found: User?
         // Drain the whole sequence so the pooled connection is released.
-        for try await (id, email, hash, mfa, created, updated) in rows.decode((String, String, String, Bool, Double, Double).self) {
+        for try await (id, email, hash, mfa, secret, created, updated) in rows.decode(
+            (String, String, String, Bool, String?, Double, Double).self
+        ) {
             found = User(
-                id: id, email: email, passwordHash: hash, mfaEnabled: mfa,
+                id: id, email: email, passwordHash: hash, mfaEnabled: mfa, mfaSecret: secret,
                 createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)
             )
         }

@@ -42,7 +42,7 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: session, index, session denylist entry.
+    /// KEYS: session, index, session denylist entry, session credentials.
     /// ARGV: now, user id, presented generation, grace seconds, now + idle TTL, revoked until,
     ///       user agent ('' to keep), ip ('' to keep), session id.
     /// Returns {'rotated' | 'reissued', fields...}, {'reused'} or {'invalid'}.
@@ -69,6 +69,7 @@ enum RedisScripts {
               return {'reissued', redis.call('HGETALL', KEYS[1])}
             elseif presented < generation then
               redis.call('DEL', KEYS[1])
+              redis.call('DEL', KEYS[4])
               redis.call('ZREM', KEYS[2], ARGV[9])
               deny(KEYS[3], ARGV[6])
               return {'reused'}
@@ -77,7 +78,7 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: session, index, session denylist entry. ARGV: now, user id, denied until, session id.
+    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now, user id, denied until, session id.
     /// Returns 1 when a live session of the user was ended.
     static let revokeSession = RedisScript(
         helpers + """
@@ -86,6 +87,7 @@ enum RedisScripts {
               return 0
             end
             redis.call('DEL', KEYS[1])
+            redis.call('DEL', KEYS[4])
             redis.call('ZREM', KEYS[2], ARGV[4])
             deny(KEYS[3], ARGV[3])
             return 1
@@ -106,6 +108,7 @@ enum RedisScripts {
                 local s = redis.call('HMGET', sessionKey, 'idle', 'abs')
                 if s[1] and now < expiryOf(s[1], s[2]) then ended = ended + 1 end
                 redis.call('DEL', sessionKey)
+                redis.call('DEL', ARGV[4] .. 'cred:' .. sid)
                 redis.call('ZREM', KEYS[1], sid)
                 deny(ARGV[4] .. 'deny:sid:' .. sid, ARGV[3])
               end

@@ -9,7 +9,7 @@ import TesseraRESP
 ///
 /// Expiry is also checked against the injected clock inside each script, so answers never
 /// depend on when Redis happens to evict a key.
-public struct RedisTokenStore: TokenStore {
+public struct RedisTokenStore: TokenStore, RedisBackedStore {
     public let client: RedisClient
     public let keyPrefix: String
     let clock: any TesseraClock
@@ -71,7 +71,7 @@ public struct RedisTokenStore: TokenStore {
             RedisScripts.rotate,
             keys: [
                 sessionKey(request.userID, request.sessionID), indexKey(request.userID),
-                denyKey(request.userID, .session(request.sessionID)),
+                denyKey(request.userID, .session(request.sessionID)), credentialsKey(request.userID, request.sessionID),
             ],
             [
                 .init(Self.text(now)), .init(request.userID), .init(request.presentedGeneration),
@@ -101,7 +101,7 @@ public struct RedisTokenStore: TokenStore {
         let now = clock.now()
         let reply = try await run(
             RedisScripts.revokeSession,
-            keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id))],
+            keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id)],
             [.init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id)]
         )
         return reply.int == 1
@@ -154,28 +154,7 @@ public struct RedisTokenStore: TokenStore {
     /// Redis expires keys itself, and indexes are pruned on every write; nothing to sweep.
     public func purgeExpired() async throws -> Int { 0 }
 
-    // MARK: Plumbing
-
-    @discardableResult
-    private func run(_ script: RedisScript, keys: [String], _ arguments: [RESPArgument]) async throws -> RESPValue {
-        do {
-            return try await client.evalScript(script, keys: keys.map { RESPArgument($0) }, arguments: arguments)
-        } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
-        }
-    }
-
-    private func send(_ command: [RESPArgument]) async throws -> RESPValue {
-        do {
-            return try await client.send(command, timeout: nil)
-        } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
-        }
-    }
-
-    private func malformed(_ operation: String) -> StoreError {
-        StoreError(backend: backendName, message: "unexpected reply to \(operation)")
-    }
+    // MARK: Encoding
 
     /// Seconds since 1970 in Swift's shortest exact spelling; Lua compares, never rewrites, them.
     static func text(_ date: Date) -> String { String(date.timeIntervalSince1970) }

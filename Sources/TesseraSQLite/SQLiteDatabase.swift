@@ -77,6 +77,23 @@ public final class SQLiteDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2") { db in
+            // Credentials belong to their session: the foreign key deletes them in the same
+            // statement as the session, on every path (revocation, re-use, purge).
+            try db.execute(
+                sql: """
+                    ALTER TABLE users ADD COLUMN mfa_secret TEXT;
+                    CREATE TABLE session_credentials (
+                        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        user_id TEXT NOT NULL,
+                        sealed TEXT NOT NULL,
+                        updated_at REAL NOT NULL,
+                        PRIMARY KEY (session_id, name)
+                    );
+                    """
+            )
+        }
         return migrator
     }
 

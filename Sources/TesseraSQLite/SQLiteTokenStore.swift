@@ -145,6 +145,72 @@ public struct SQLiteTokenStore: TokenStore {
         }
     }
 
+    // MARK: Credentials (deleted with their session by the foreign key's ON DELETE CASCADE)
+
+    public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
+        let now = clock.now()
+        return try await database.write { db in
+            guard let session = try Self.liveSession(db, id: credential.sessionID, now: now), session.userID == credential.userID else {
+                return .sessionNotFound
+            }
+            let others = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM session_credentials WHERE session_id = ? AND name <> ?",
+                arguments: [credential.sessionID, credential.name]
+            ) ?? 0
+            let exists = try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM session_credentials WHERE session_id = ? AND name = ?)",
+                arguments: [credential.sessionID, credential.name]
+            ) ?? false
+            guard exists || others < limit else { return .limitReached }
+            try db.execute(
+                sql: """
+                    INSERT INTO session_credentials (session_id, name, user_id, sealed, updated_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (session_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
+                    """,
+                arguments: [credential.sessionID, credential.name, credential.userID, credential.sealed, credential.updatedAt.storedValue]
+            )
+            return .stored
+        }
+    }
+
+    public func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential? {
+        let now = clock.now()
+        return try await database.read { db in
+            guard let session = try Self.liveSession(db, id: sessionID, now: now), session.userID == userID else { return nil }
+            return try Row.fetchOne(
+                db, sql: "SELECT sealed, updated_at FROM session_credentials WHERE session_id = ? AND name = ?",
+                arguments: [sessionID, name]
+            ).map { row in
+                SessionCredential(name: name, sessionID: sessionID, userID: userID, sealed: row["sealed"], updatedAt: Date(stored: row["updated_at"]))
+            }
+        }
+    }
+
+    public func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
+        let now = clock.now()
+        return try await database.write { db in
+            guard let session = try Self.liveSession(db, id: sessionID, now: now), session.userID == userID else { return false }
+            try db.execute(sql: "DELETE FROM session_credentials WHERE session_id = ? AND name = ?", arguments: [sessionID, name])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Statistics
+
+    public func statistics() async throws -> TokenStoreStatistics {
+        let now = clock.now().storedValue
+        return try await database.read { db in
+            let sessions = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ?", arguments: [now, now]
+            ) ?? 0
+            let denied = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM denylist WHERE expires_at > ?", arguments: [now]) ?? 0
+            let pending = try Row.fetchAll(
+                db, sql: "SELECT kind, COUNT(*) AS n FROM one_time_tokens WHERE expires_at > ? GROUP BY kind", arguments: [now]
+            ).reduce(into: [String: Int]()) { $0[$1["kind"]] = $1["n"] }
+            return TokenStoreStatistics(liveSessions: sessions, deniedTokens: denied, pendingOneTimeTokens: pending)
+        }
+    }
+
     public func ping() async throws {
         _ = try await database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }

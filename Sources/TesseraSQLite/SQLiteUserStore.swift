@@ -11,10 +11,13 @@ public struct SQLiteUserStore: UserStore {
             try await database.write { db in
                 try db.execute(
                     sql: """
-                        INSERT INTO users (id, email, password_hash, mfa_enabled, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [user.id, user.email, user.passwordHash, user.mfaEnabled, user.createdAt.storedValue, user.updatedAt.storedValue]
+                    arguments: [
+                        user.id, user.email, user.passwordHash, user.mfaEnabled, user.mfaSecret, user.createdAt.storedValue,
+                        user.updatedAt.storedValue,
+                    ]
                 )
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -39,8 +42,8 @@ public struct SQLiteUserStore: UserStore {
         do {
             changed = try await database.write { db in
                 try db.execute(
-                    sql: "UPDATE users SET email = ?, password_hash = ?, mfa_enabled = ?, updated_at = ? WHERE id = ?",
-                    arguments: [user.email, user.passwordHash, user.mfaEnabled, user.updatedAt.storedValue, user.id]
+                    sql: "UPDATE users SET email = ?, password_hash = ?, mfa_enabled = ?, mfa_secret = ?, updated_at = ? WHERE id = ?",
+                    arguments: [user.email, user.passwordHash, user.mfaEnabled, user.mfaSecret, user.updatedAt.storedValue, user.id]
                 )
                 return db.changesCount
             }
@@ -53,7 +56,7 @@ public struct SQLiteUserStore: UserStore {
     private static func user(from row: Row) -> User {
         User(
             id: row["id"], email: row["email"], passwordHash: row["password_hash"], mfaEnabled: row["mfa_enabled"],
-            createdAt: Date(stored: row["created_at"]), updatedAt: Date(stored: row["updated_at"])
+            mfaSecret: row["mfa_secret"], createdAt: Date(stored: row["created_at"]), updatedAt: Date(stored: row["updated_at"])
         )
     }
 }

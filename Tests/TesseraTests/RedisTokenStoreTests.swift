@@ -9,16 +9,9 @@ import Testing
 @Suite("Redis token store")
 struct RedisTokenStoreTests {
     func withRedisStore(_ body: (RedisTokenStore, RedisClient, ManualClock) async throws -> Void) async throws {
-        try await withRedisServer { server in
-            let client = try RedisClient(url: server.url)
+        try await withRedisClient { client, _ in
             let clock = ManualClock(Date())
-            do {
-                try await body(RedisTokenStore(client: client, keyPrefix: "t:", clock: clock), client, clock)
-            } catch {
-                await client.shutdown()
-                throw error
-            }
-            await client.shutdown()
+            try await body(RedisTokenStore(client: client, keyPrefix: "t:", clock: clock), client, clock)
         }
     }
 
@@ -56,6 +49,39 @@ struct RedisTokenStoreTests {
             #expect(sessionExpiry == Int((a.idleExpiresAt.timeIntervalSince1970 * 1000).rounded(.up)))
             let denyExpiry = try await client.send(["PEXPIRETIME", "t:{u:alice}:deny:sid:s2"]).int
             #expect(denyExpiry == Int((clock.now().addingTimeInterval(900).timeIntervalSince1970 * 1000).rounded(.up)))
+        }
+    }
+
+    @Test func credentialsHaveTheirOwnKeyExpiringWithTheSession() async throws {
+        try await withRedisStore { store, client, clock in
+            let a = session(clock, user: "alice", id: "s1")
+            try await store.createSession(a)
+            let credential = SessionCredential(name: "idp", sessionID: "s1", userID: "alice", sealed: "SEALED-BYTES", updatedAt: clock.now())
+            #expect(try await store.putCredential(credential, limit: 4) == .stored)
+            let key = "t:{u:alice}:cred:s1"
+            #expect(try await allKeys(client).contains(key))
+            let expiry = try await client.send(["PEXPIRETIME", .init(key)]).int
+            #expect(expiry == Int((a.absoluteExpiresAt.timeIntervalSince1970 * 1000).rounded(.up)))
+            // The refresh path never carries credential bytes: neither the session hash nor the
+            // rotation's reply mentions them.
+            let rotated = try await store.rotate(
+                .init(userID: "alice", sessionID: "s1", presentedGeneration: 1, graceWindow: 10, idleTTL: 3600, revokedAccessTTL: 900)
+            )
+            #expect(!"\(rotated)".contains("SEALED"))
+            let hash = try await client.send(["HGETALL", "t:{u:alice}:s:s1"])
+            #expect(!"\(hash)".contains("SEALED"))
+            #expect(try await store.revokeSession(id: "s1", userID: "alice", accessTTL: 900))
+            #expect(try await client.send(["EXISTS", .init(key)]).int == 0)
+        }
+    }
+
+    @Test func statisticsIgnoreOtherPrefixesAndOtherKeys() async throws {
+        try await withRedisStore { store, client, clock in
+            try await store.createSession(session(clock, user: "alice", id: "s1"))
+            let other = RedisTokenStore(client: client, keyPrefix: "other:", clock: clock)
+            try await other.createSession(session(clock, user: "alice", id: "s2"))
+            try await client.send(["SET", "t:unrelated", "1"])
+            #expect(try await store.statistics() == TokenStoreStatistics(liveSessions: 1, deniedTokens: 0, pendingOneTimeTokens: [:]))
         }
     }
 

@@ -37,27 +37,35 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("tokens.db").path
-        let store = try SQLiteDatabase(path: path).tokenStore(clock: clock)
+        let store = try await openSQLite(path).tokenStore(clock: clock)
         try await body(
-            StoreFixture(kind: kind, store: store, clock: clock, reopen: { try SQLiteDatabase(path: path).tokenStore(clock: clock) })
+            StoreFixture(kind: kind, store: store, clock: clock, reopen: { try await openSQLite(path).tokenStore(clock: clock) })
         )
     case .redis:
-        try await withRedisServer { server in
-            let client = try RedisClient(url: server.url)
+        try await withRedisClient { client, server in
             let store = RedisTokenStore(client: client, keyPrefix: "test:", clock: clock)
-            do {
-                try await body(
-                    StoreFixture(kind: kind, store: store, clock: clock, reopen: {
-                        // A new client: what a restarted Tessera instance would open.
-                        RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
-                    })
-                )
-            } catch {
-                await client.shutdown()
-                throw error
-            }
-            await client.shutdown()
+            try await body(
+                StoreFixture(kind: kind, store: store, clock: clock, reopen: {
+                    // A new client: what a restarted Tessera instance would open.
+                    RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
+                })
+            )
         }
+    }
+}
+
+/// Opens (and migrates) a database on a dispatch queue: opening is synchronous file I/O, and
+/// the tests share two cooperative threads that must never be blocked.
+func openSQLite(_ path: String) async throws -> SQLiteDatabase {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try SQLiteDatabase(path: path) }) }
+    }
+}
+
+/// A fresh redis-server and a client of it for `body`; the client is shut down afterwards.
+func withRedisClient<T>(_ body: (RedisClient, RedisServerProcess) async throws -> T) async throws -> T {
+    try await withRedisServer { server in
+        try await withRedisClient(url: server.url) { client in try await body(client, server) }
     }
 }
 

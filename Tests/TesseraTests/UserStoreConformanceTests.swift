@@ -33,8 +33,8 @@ func withUserStore(_ kind: UserStoreKind, _ body: (UserStoreFixture) async throw
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("users.db").path
-        let store = try SQLiteDatabase(path: path).userStore()
-        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(try SQLiteDatabase(path: path).userStore()) }))
+        let store = try await openSQLite(path).userStore()
+        try await body(UserStoreFixture(kind: kind, store: store, reopen: { try await $0(try await openSQLite(path).userStore()) }))
     case .postgres:
         try await withPostgresServer { server in
             let url = server.url
@@ -126,6 +126,35 @@ struct UserStoreConformanceTests {
             #expect(try await f.store.user(id: user.id) == user)
             // The freed address can be registered again.
             try await f.store.createUser(makeUser(email: oldEmail))
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func theSealedMFASecretRoundTrips(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            user.mfaSecret = "v1.sealed-at-enrolment"
+            try await f.store.createUser(user)
+            #expect(try await f.store.user(id: user.id)?.mfaSecret == "v1.sealed-at-enrolment")
+
+            user.mfaSecret = "v1.sealed-again"
+            user.mfaEnabled = true
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id) == user)
+            #expect(try await f.store.user(email: user.email) == user)
+
+            user.mfaSecret = nil
+            user.mfaEnabled = false
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id) == user)
+            if f.kind.isPersistent {
+                user.mfaSecret = "v1.kept"
+                try await f.store.updateUser(user)
+                try await f.reopen { reopened in
+                    let stored = try await reopened.user(id: user.id)
+                    #expect(stored == user)
+                }
+            }
         }
     }
 

@@ -1,0 +1,52 @@
+import Foundation
+import Tessera
+import TesseraRESP
+
+/// What every Redis-backed store shares: a client and the mapping of its failures to
+/// `StoreError`, so that an unreachable Redis is never mistaken for "absent".
+protocol RedisBackedStore: Sendable {
+    var client: RedisClient { get }
+    var backendName: String { get }
+}
+
+extension RedisBackedStore {
+    @discardableResult
+    func run(_ script: RedisScript, keys: [String], _ arguments: [RESPArgument]) async throws -> RESPValue {
+        do {
+            return try await client.evalScript(script, keys: keys.map { RESPArgument($0) }, arguments: arguments)
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+
+    @discardableResult
+    func send(_ command: [RESPArgument]) async throws -> RESPValue {
+        do {
+            return try await client.send(command, timeout: nil)
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+
+    func pipeline(_ commands: [[RESPArgument]]) async throws -> [RESPValue] {
+        do {
+            return try await client.pipeline(commands, timeout: nil)
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+
+    func malformed(_ operation: String) -> StoreError {
+        StoreError(backend: backendName, message: "unexpected reply to \(operation)")
+    }
+}
+
+/// Escapes the glob characters of a literal for SCAN's MATCH.
+func globEscaped(_ literal: String) -> String {
+    var escaped = ""
+    for character in literal {
+        if "*?[]\\".contains(character) { escaped.append("\\") }
+        escaped.append(character)
+    }
+    return escaped
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Tessera
+import TesseraRESP
+
+/// The user cache on Redis, shared by every instance so that an invalidation reaches all of
+/// them. One hash per user, `P{u:U}:user` (the user's hash tag, beside their sessions):
+/// `id`, `email`, `mfa`, `cre`, `upd`, `exp`. Only `User.withoutSecrets` is written: never the
+/// password hash, never the sealed TOTP secret. Expires at `exp` (checked against the injected
+/// clock on read, and as the key's TTL).
+public struct RedisUserCache: UserCache, RedisBackedStore {
+    public let client: RedisClient
+    public let keyPrefix: String
+    let clock: any TesseraClock
+    public let backendName = "redis"
+
+    public init(client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
+        self.client = client
+        self.keyPrefix = keyPrefix
+        self.clock = clock
+    }
+
+    func userKey(_ userID: String) -> String { "\(keyPrefix){u:\(userID)}:user" }
+
+    public func user(id: String) async throws -> User? {
+        let reply = try await send(["HGETALL", .init(userKey(id))])
+        guard let map = reply.stringMap, !map.isEmpty else { return nil }
+        func string(_ key: String) -> String? { map[key]?.string }
+        func date(_ key: String) -> Date? { string(key).flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
+        guard let userID = string("id"), let email = string("email"), let mfa = string("mfa"), let created = date("cre"),
+            let updated = date("upd"), let expiry = date("exp")
+        else { throw malformed("user") }
+        guard clock.now() < expiry else { return nil }
+        return User(id: userID, email: email, passwordHash: "", mfaEnabled: mfa == "1", createdAt: created, updatedAt: updated)
+    }
+
+    public func store(_ user: User, ttl: TimeInterval) async throws {
+        let user = user.withoutSecrets
+        let expiry = RedisTokenStore.text(clock.now().addingTimeInterval(ttl))
+        try await run(
+            Self.storeScript, keys: [userKey(user.id)],
+            [
+                .init(expiry), "id", .init(user.id), "email", .init(user.email), "mfa", user.mfaEnabled ? "1" : "0",
+                "cre", .init(RedisTokenStore.text(user.createdAt)), "upd", .init(RedisTokenStore.text(user.updatedAt)),
+                "exp", .init(expiry),
+            ]
+        )
+    }
+
+    public func invalidate(userID: String) async throws {
+        try await send(["DEL", .init(userKey(userID))])
+    }
+
+    /// KEYS: the user's entry. ARGV: expires at, then field/value pairs. Replaces the entry whole.
+    static let storeScript = RedisScript(
+        """
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+        redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[1]) * 1000))
+        return 1
+        """
+    )
+}
