@@ -53,6 +53,10 @@ public struct TesseraRuntime: Sendable {
         }
 
         let metrics = TesseraMetrics()
+        // Rate limits and the user cache are local unless the token store is shared (Redis).
+        let localLimits = MemoryRateLimitStore(clock: clock)
+        var rateLimitStore: any RateLimitStore = localLimits
+        var userCache: any UserCache = MemoryUserCache(clock: clock)
         var tokenDescription: String
         let tokens: any TokenStore
         switch tokenKind {
@@ -86,12 +90,16 @@ public struct TesseraRuntime: Sendable {
             let client = RedisClient(configuration: redis, logger: logger)
             services.append(client)
             let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            let sharedLimits = RedisRateLimitStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            userCache = RedisUserCache(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
             tokenDescription = "redis \(redis)"
             switch fallbackPolicy {
             case .none:
                 tokens = MeasuredTokenStore(base: store, metrics: metrics)
+                rateLimitStore = sharedLimits
                 tokenDescription += ", fallback none"
             case .memory:
+                rateLimitStore = FailoverRateLimitStore(primary: sharedLimits, local: localLimits)
                 let fallback = FallbackTokenStore(
                     primary: MeasuredTokenStore(base: store, metrics: metrics), fallback: MemoryTokenStore(clock: clock), clock: clock,
                     logger: logger
@@ -128,10 +136,9 @@ public struct TesseraRuntime: Sendable {
 
         let (secrets, secretsDescription) = try encryptionKeys(configuration, database: database, logger: logger)
         let notifier = try notifier(configuration, database: database)
-        let localLimits = MemoryRateLimitStore(clock: clock)
         var security = AccountSecurity(
-            secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: localLimits,
-            userCache: MemoryUserCache(clock: clock), notifier: notifier
+            secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: rateLimitStore, userCache: userCache,
+            notifier: notifier
         )
         security.events = { metrics.record($0) }
         let service = try await AuthService(
