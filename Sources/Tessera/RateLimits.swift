@@ -40,12 +40,17 @@ public struct RateLimitDecision: Sendable, Equatable {
 /// state, so one atomic read-modify-write (one Lua script on Redis) decides a request.
 /// The Redis script (`RedisRateLimitStore`) computes exactly this; keep them in step.
 public enum GCRA {
+    /// One microsecond, far below any period anyone configures.
+    public static let tolerance: TimeInterval = 1e-6
+
     /// - Returns: the decision and the new arrival time to store (nil when refused: unchanged).
     public static func decide(storedArrival: Date?, now: Date, limit: RateLimit) -> (RateLimitDecision, newArrival: Date?) {
         let arrival = max(storedArrival ?? now, now)
         let next = arrival.addingTimeInterval(limit.emissionInterval)
         let allowAt = next.addingTimeInterval(-limit.period)
-        if now < allowAt {
+        // The tolerance absorbs rounding: N × (period / N) may come out a hair above the period,
+        // which would refuse the last request of a full burst.
+        if allowAt.timeIntervalSince(now) > tolerance {
             return (RateLimitDecision(allowed: false, retryAfter: allowAt.timeIntervalSince(now)), nil)
         }
         return (RateLimitDecision(allowed: true, retryAfter: 0), next)

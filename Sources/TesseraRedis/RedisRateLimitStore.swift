@@ -31,6 +31,7 @@ public struct RedisRateLimitStore: RateLimitStore, RedisBackedStore {
             [
                 .init(Self.exact(clock.now().timeIntervalSinceReferenceDate)), .init(Self.exact(limit.emissionInterval)),
                 .init(Self.exact(limit.period)), .init(Self.exact(Date.timeIntervalBetween1970AndReferenceDate)),
+                .init(Self.exact(GCRA.tolerance)),
             ]
         )
         guard let parts = reply.array, parts.count == 2, let allowed = parts[0].int, let retry = parts[1].string.flatMap(Double.init) else {
@@ -77,7 +78,7 @@ public struct RedisRateLimitStore: RateLimitStore, RedisBackedStore {
 
 enum RedisRateLimitScripts {
     /// KEYS: arrival. ARGV: now (seconds since 2001), emission interval, period, seconds from
-    /// 1970 to 2001. The key holds the theoretical arrival time (seconds since 2001, %.17g so
+    /// 1970 to 2001, rounding tolerance. The key holds the theoretical arrival time (seconds since 2001, %.17g so
     /// it reads back exactly) and expires then. Returns {1, '0'} or {0, retry after}.
     static let acquire = RedisScript(
         """
@@ -87,7 +88,7 @@ enum RedisRateLimitScripts {
         if stored and tonumber(stored) > now then arrival = tonumber(stored) end
         local nextArrival = arrival + tonumber(ARGV[2])
         local allowAt = nextArrival - tonumber(ARGV[3])
-        if now < allowAt then
+        if allowAt - now > tonumber(ARGV[5]) then
           return {0, string.format('%.17g', allowAt - now)}
         end
         redis.call('SET', KEYS[1], string.format('%.17g', nextArrival))

@@ -29,11 +29,10 @@ struct RateLimitStoreConformanceTests {
                 #expect(decision == expected, "after \(decisions.count) requests")
                 decisions.append(decision)
             }
-            // (GCRA.decide itself may refuse the last request of a burst when count × emission
-            // rounds above the period, as 3 × 7/3 does here; the stores agree with it either way.)
-            #expect(decisions.prefix(2).allSatisfy { $0.allowed })
+            // The whole burst of 3 is admitted, although 3 × 7/3 rounds a hair above 7.
+            #expect(decisions.prefix(3).allSatisfy { $0.allowed })
             #expect(!decisions[3].allowed)
-            #expect(decisions[3].retryAfter > 0 && decisions[3].retryAfter <= limit.emissionInterval)
+            #expect(decisions[3].retryAfter > 0 && decisions[3].retryAfter <= limit.emissionInterval + GCRA.tolerance)
         }
     }
 
