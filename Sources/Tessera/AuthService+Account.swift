@@ -20,7 +20,9 @@ extension AuthService {
         do {
             try await security.userCache.store(user.withoutSecrets, ttl: security.userCacheTTL)
         } catch {
-            logger.warning("user cache unavailable", metadata: ["error": "\(error)"])
+            // Debug only: during an outage this would repeat on every request; the store's own
+            // outage is logged (and shown in /health) where it happens.
+            logger.debug("user cache unavailable", metadata: ["error": "\(error)"])
         }
         return user.withoutSecrets
     }
