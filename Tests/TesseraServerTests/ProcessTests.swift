@@ -16,6 +16,11 @@ struct ProcessTests {
                 try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": "restart@example.com", "password": "correct horse"]))
             }
             #expect(grant.status == .created)
+            let credential = #"{"access_token":"from-the-identity-provider"}"#
+            let stored = try await TestClient.withClient(host: "127.0.0.1", port: first.port) { client in
+                try await client.call(.put, "/v1/auth/session/credentials/idp", body: credential, bearer: grant["access_token"])
+            }
+            #expect(stored.status == .noContent)
             await first.stop()
             #expect(first.process.terminationStatus == 0)
 
@@ -29,6 +34,9 @@ struct ProcessTests {
             try await TestClient.withClient(host: "127.0.0.1", port: second.port) { client in
                 // The access token minted before the restart still verifies (same key).
                 #expect(try await client.call(.get, "/v1/auth/me", bearer: grant["access_token"]).status == .ok)
+                // Session credentials survive too, and still open (same encryption key file).
+                let read = try await client.call(.get, "/v1/auth/session/credentials/idp", bearer: grant["access_token"])
+                #expect(String(decoding: read.body, as: UTF8.self) == credential)
                 let refreshed = try await client.call(.post, "/v1/auth/refresh", body: jsonBody(["refresh_token": grant["refresh_token"]!]))
                 #expect(refreshed.status == .ok)
                 #expect(refreshed["session_id"] == grant["session_id"])
