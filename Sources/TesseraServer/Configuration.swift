@@ -23,6 +23,11 @@ public struct ServerConfiguration: Sendable {
     public var policy = TokenPolicy()
     public var sweepInterval: Duration = .seconds(60)
 
+    // Fast validation path (docs/REDIS.md, "Local revocation view").
+    /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,
+    /// so that checking an access token costs no Redis round trip.
+    public var localRevocations = true
+
     public init() {}
 }
 

@@ -9,7 +9,7 @@ struct TesseraCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera: authentication tokens and sessions for server-side Swift.",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, BenchFloor.self]
     )
 }
 
@@ -67,6 +67,10 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
+
+    // Fast validation path.
+    @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
+    var localRevocations: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -130,6 +134,7 @@ private struct Settings {
         guard (4...31).contains(cost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
         policy.bcryptCost = UInt8(cost)
         configuration.policy = policy
+        configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
     }
 
@@ -139,6 +144,15 @@ private struct Settings {
             throw ConfigurationError("unknown log level '\(name)'")
         }
         return level
+    }
+
+    private func onOff(_ raw: String?, _ name: String, _ fallback: Bool) throws -> Bool {
+        switch raw?.lowercased() {
+        case nil: return fallback
+        case "on", "true", "1", "yes": return true
+        case "off", "false", "0", "no": return false
+        case let other?: throw ConfigurationError("\(name) must be on or off, not '\(other)'")
+        }
     }
 
     private func value<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ fallback: T) throws -> T {
