@@ -53,6 +53,8 @@ public struct AccessTokenCodec: Sendable {
     public let issuer: String
     /// Tolerated clock difference for `iat` in the future.
     public var leeway: TimeInterval = 60
+    /// Tokens this codec verified already (see `verifyCached`); shared by copies of the codec.
+    public let verifiedTokens = VerifiedTokenCache()
 
     public init(keys: KeyMaterial, issuer: String) {
         self.signingKey = keys.signingKeys[0]

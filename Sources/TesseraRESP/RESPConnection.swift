@@ -171,6 +171,17 @@ public final class RESPConnection: Sendable {
         }
     }
 
+    /// Writes a command whose answers arrive as push messages (SUBSCRIBE and friends in
+    /// RESP3): nothing is queued for a reply. Returns once the bytes are written.
+    public func sendPushCommand(_ command: [RESPArgument]) async throws(RedisError) {
+        let request = RESPRequest(bytes: RESPCommandEncoder.encode(command, allocator: self.channel.allocator), promises: [], timeout: nil)
+        do {
+            try await self.channel.writeAndFlush(request).get()
+        } catch {
+            throw .connectionClosed
+        }
+    }
+
     /// What a caller sees: a command that never left the client, or any failure that is not
     /// already a `RedisError`, is a closed connection.
     private static func callerError(_ error: any Error) -> RedisError {

@@ -4,16 +4,21 @@ import TesseraRESP
 /// round trip and atomic. Every key a script touches carries the user's hash tag `{u:<id>}`,
 /// so all of them live in one Redis Cluster slot.
 ///
+/// Every script that writes a denylist entry also publishes `"<until> <deny key>"` on the
+/// revocation channel it is given (`<prefix>revocations`; '' publishes nothing), in the same
+/// atomic step, for the instances' `RevocationView`s.
+///
 /// Times travel as decimal seconds since 1970 in strings written by Swift and stored as-is
 /// (Lua only compares them), so no precision is lost; Redis expiries are whole milliseconds.
 enum RedisScripts {
     /// Shared helpers, prepended to the scripts that need them.
     private static let helpers = """
-        local function deny(key, untilText)
+        local function deny(key, untilText, channel)
           local untilMs = math.ceil(tonumber(untilText) * 1000)
           local current = redis.call('PEXPIRETIME', key)
           if current < untilMs then
             redis.call('SET', key, untilText, 'PXAT', untilMs)
+            if channel ~= '' then redis.call('PUBLISH', channel, untilText .. ' ' .. key) end
           end
         end
         local function expiryOf(idle, absolute)
@@ -44,7 +49,7 @@ enum RedisScripts {
 
     /// KEYS: session, index, session denylist entry, session credentials.
     /// ARGV: now, user id, presented generation, grace seconds, now + idle TTL, revoked until,
-    ///       user agent ('' to keep), ip ('' to keep), session id.
+    ///       user agent ('' to keep), ip ('' to keep), session id, revocation channel.
     /// Returns {'rotated' | 'reissued', fields...}, {'reused'} or {'invalid'}.
     static let rotate = RedisScript(
         helpers + """
@@ -71,15 +76,15 @@ enum RedisScripts {
               redis.call('DEL', KEYS[1])
               redis.call('DEL', KEYS[4])
               redis.call('ZREM', KEYS[2], ARGV[9])
-              deny(KEYS[3], ARGV[6])
+              deny(KEYS[3], ARGV[6], ARGV[10])
               return {'reused'}
             end
             return {'invalid'}
             """
     )
 
-    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now, user id, denied until, session id.
-    /// Returns 1 when a live session of the user was ended.
+    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now, user id,
+    /// denied until, session id, revocation channel. Returns 1 when a live session of the user was ended.
     static let revokeSession = RedisScript(
         helpers + """
             local s = redis.call('HMGET', KEYS[1], 'uid', 'idle', 'abs')
@@ -89,18 +94,20 @@ enum RedisScripts {
             redis.call('DEL', KEYS[1])
             redis.call('DEL', KEYS[4])
             redis.call('ZREM', KEYS[2], ARGV[4])
-            deny(KEYS[3], ARGV[3])
+            deny(KEYS[3], ARGV[3], ARGV[5])
             return 1
             """
     )
 
-    /// KEYS: index. ARGV: now, session id to keep ('' for none), denied until, user key prefix.
-    /// The per-session keys are derived from the prefix, which carries the user's hash tag,
-    /// so they share the index's slot. Returns how many live sessions were ended.
+    /// KEYS: index. ARGV: now, session id to keep ('' for none), denied until, user key prefix,
+    /// revocation channel. The per-session keys are derived from the prefix, which carries the
+    /// user's hash tag, so they share the index's slot. Returns {how many live sessions were
+    /// ended, then every session id denied}.
     static let revokeAllSessions = RedisScript(
         helpers + """
             local now = tonumber(ARGV[1])
             local ended = 0
+            local result = {0}
             local members = redis.call('ZRANGE', KEYS[1], 0, -1)
             for _, sid in ipairs(members) do
               if sid ~= ARGV[2] then
@@ -110,10 +117,12 @@ enum RedisScripts {
                 redis.call('DEL', sessionKey)
                 redis.call('DEL', ARGV[4] .. 'cred:' .. sid)
                 redis.call('ZREM', KEYS[1], sid)
-                deny(ARGV[4] .. 'deny:sid:' .. sid, ARGV[3])
+                deny(ARGV[4] .. 'deny:sid:' .. sid, ARGV[3], ARGV[5])
+                table.insert(result, sid)
               end
             end
-            return ended
+            result[1] = ended
+            return result
             """
     )
 
@@ -132,8 +141,8 @@ enum RedisScripts {
         """
     )
 
-    /// KEYS: denylist entry. ARGV: until.
-    static let deny = RedisScript(helpers + "deny(KEYS[1], ARGV[1])\nreturn 1")
+    /// KEYS: denylist entry. ARGV: until, revocation channel.
+    static let deny = RedisScript(helpers + "deny(KEYS[1], ARGV[1], ARGV[2])\nreturn 1")
 
     /// KEYS: the user's token of this kind. ARGV: hash, payload, expires at.
     static let putOneTimeToken = RedisScript(

@@ -14,14 +14,27 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     public let keyPrefix: String
     let clock: any TesseraClock
     public let backendName = "redis"
+    /// When set, `isRevoked` answers from this local copy of the denylist while it is synced
+    /// (no Redis round trip), and from Redis otherwise.
+    public let revocations: RevocationView?
 
-    /// - Parameter keyPrefix: prepended to every key, e.g. `tessera:`; lets several
-    ///   deployments share one Redis database.
-    public init(client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
+    /// - Parameters:
+    ///   - keyPrefix: prepended to every key, e.g. `tessera:`; lets several deployments share
+    ///     one Redis database.
+    ///   - revocations: a view made with the same client and key prefix (run it as a service).
+    public init(
+        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
+        revocations: RevocationView? = nil
+    ) {
+        precondition(revocations.map { $0.keyPrefix == keyPrefix } ?? true, "the revocation view must use the store's key prefix")
         self.client = client
         self.keyPrefix = keyPrefix
         self.clock = clock
+        self.revocations = revocations
     }
+
+    /// Where every revocation script publishes what it denied (see `RevocationView`).
+    var revocationChannel: String { keyPrefix + "revocations" }
 
     // MARK: Keys
 
@@ -78,6 +91,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(String(request.graceWindow)), .init(Self.text(now.addingTimeInterval(request.idleTTL))),
                 .init(Self.text(now.addingTimeInterval(request.revokedAccessTTL))),
                 .init(request.userAgent ?? ""), .init(request.ipAddress ?? ""), .init(request.sessionID),
+                .init(revocationChannel),
             ]
         )
         let parts = reply.array ?? []
@@ -89,6 +103,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
             guard parts.count == 2, let session = Self.session(from: parts[1]) else { throw malformed("rotate") }
             return .reissued(session)
         case "reused":
+            revocations?.record(key: denyKey(request.userID, .session(request.sessionID)), until: now.addingTimeInterval(request.revokedAccessTTL))
             return .reused(userID: request.userID)
         case "invalid":
             return .invalid
@@ -102,8 +117,14 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         let reply = try await run(
             RedisScripts.revokeSession,
             keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id)],
-            [.init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id)]
+            [
+                .init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
+                .init(revocationChannel),
+            ]
         )
+        if reply.int == 1 {
+            revocations?.record(key: denyKey(userID, .session(id)), until: now.addingTimeInterval(accessTTL))
+        }
         return reply.int == 1
     }
 
@@ -112,18 +133,29 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         let reply = try await run(
             RedisScripts.revokeAllSessions,
             keys: [indexKey(userID)],
-            [.init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID))]
+            [
+                .init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID)),
+                .init(revocationChannel),
+            ]
         )
-        return reply.int ?? 0
+        let parts = reply.array ?? []
+        for sid in parts.dropFirst().compactMap(\.string) {
+            revocations?.record(key: denyKey(userID, .session(sid)), until: now.addingTimeInterval(accessTTL))
+        }
+        return parts.first?.int ?? 0
     }
 
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         guard until > clock.now() else { return }
-        try await run(RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until))])
+        try await run(RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until)), .init(revocationChannel)])
+        revocations?.record(key: denyKey(userID, key), until: until)
     }
 
     public func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
-        let reply = try await send(["MGET", .init(denyKey(userID, .tokenID(tokenID))), .init(denyKey(userID, .session(sessionID)))])
+        let tokenKey = denyKey(userID, .tokenID(tokenID))
+        let sessionKey = denyKey(userID, .session(sessionID))
+        if let answer = revocations?.isRevoked(tokenKey, sessionKey) { return answer }
+        let reply = try await send(["MGET", .init(tokenKey), .init(sessionKey)])
         let now = clock.now().timeIntervalSince1970
         return (reply.array ?? []).contains { value in
             value.string.flatMap(Double.init).map { $0 > now } ?? false

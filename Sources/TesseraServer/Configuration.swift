@@ -36,6 +36,11 @@ public struct ServerConfiguration: Sendable {
     /// Serve `GET /metrics` (Prometheus text format).
     public var metricsEnabled = true
 
+    // Fast validation path (docs/REDIS.md, "Local revocation view").
+    /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,
+    /// so that checking an access token costs no Redis round trip.
+    public var localRevocations = true
+
     public init() {}
 }
 

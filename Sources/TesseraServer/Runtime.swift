@@ -89,10 +89,13 @@ public struct TesseraRuntime: Sendable {
             redis.clientName = "tessera"
             let client = RedisClient(configuration: redis, logger: logger)
             services.append(client)
-            let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            let revocations = configuration.localRevocations
+                ? RevocationView(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, logger: logger) : nil
+            if let revocations { services.append(revocations) }
+            let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, revocations: revocations)
             let sharedLimits = RedisRateLimitStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
             userCache = RedisUserCache(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
-            tokenDescription = "redis \(redis)"
+            tokenDescription = "redis \(redis)" + (revocations == nil ? "" : ", local revocations")
             switch fallbackPolicy {
             case .none:
                 tokens = MeasuredTokenStore(base: store, metrics: metrics)

@@ -106,6 +106,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
+    // Fast validation path.
+    @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
+    var localRevocations: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -200,6 +203,7 @@ private struct Settings {
             throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
         }
         configuration.rateLimits = limits
+        configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
     }
 
@@ -209,6 +213,15 @@ private struct Settings {
             throw ConfigurationError("unknown log level '\(name)'")
         }
         return level
+    }
+
+    private func onOff(_ raw: String?, _ name: String, _ fallback: Bool) throws -> Bool {
+        switch raw?.lowercased() {
+        case nil: return fallback
+        case "on", "true", "1", "yes": return true
+        case "off", "false", "0", "no": return false
+        case let other?: throw ConfigurationError("\(name) must be on or off, not '\(other)'")
+        }
     }
 
     private func value<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ fallback: T) throws -> T {

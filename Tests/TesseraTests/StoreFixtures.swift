@@ -11,11 +11,13 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
     case sqlite
     /// A real redis-server, started for the test on a free loopback port.
     case redis
+    /// Redis with a running `RevocationView`: `isRevoked` answers locally while it is synced.
+    case redisWithView
 
     var description: String { rawValue }
     var isPersistent: Bool { self != .memory }
     /// Whether expired entries stay until `purgeExpired()` (no native TTL).
-    var needsSweep: Bool { self != .redis }
+    var needsSweep: Bool { self != .redis && self != .redisWithView }
 }
 
 /// A fresh, empty store of one kind with a clock the test controls.
@@ -51,6 +53,29 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
                 })
             )
         }
+    case .redisWithView:
+        try await withRedisServer { server in
+            let client = try RedisClient(url: server.url)
+            let view = RevocationView(client: client, keyPrefix: "test:", clock: clock, heartbeatInterval: .milliseconds(100))
+            let running = Task { try await view.run() }
+            let store = RedisTokenStore(client: client, keyPrefix: "test:", clock: clock, revocations: view)
+            do {
+                try await waitUntil("the revocation view is synced") { view.isTrusted }
+                try await body(
+                    StoreFixture(kind: kind, store: store, clock: clock, reopen: {
+                        RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
+                    })
+                )
+            } catch {
+                running.cancel()
+                _ = await running.result
+                await client.shutdown()
+                throw error
+            }
+            running.cancel()
+            _ = await running.result
+            await client.shutdown()
+        }
     }
 }
 
@@ -67,6 +92,20 @@ func withRedisClient<T>(_ body: (RedisClient, RedisServerProcess) async throws -
     try await withRedisServer { server in
         try await withRedisClient(url: server.url) { client in try await body(client, server) }
     }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Polls (never blocks a thread) until `condition` holds; throws after `limit`.
+func waitUntil(_ what: String, _ limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    throw TimedOut(description: "\(what): not within \(limit)")
 }
 
 extension StoreFixture {

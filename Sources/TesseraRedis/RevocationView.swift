@@ -1,0 +1,275 @@
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Tessera
+import TesseraRESP
+
+/// This instance's copy of the Redis denylist, so that checking an access token costs no
+/// Redis round trip. See docs/REDIS.md, "Local revocation view".
+///
+/// - Every revocation script `PUBLISH`es `"<until> <deny key>"` on `<prefix>revocations`,
+///   atomically with its write; the view applies each message as it arrives.
+/// - After every (re)subscription it loads every `<prefix>…:deny:*` key by SCAN + MGET. It is
+///   *synced* once that load has finished on a connection that is still subscribed.
+/// - It answers only while synced **and** a heartbeat on the subscription connection, sent less
+///   than `lease` ago, has come back (proof that no message is stuck or lost). Otherwise
+///   `isRevoked` returns nil and `RedisTokenStore` asks Redis, as it would without a view.
+/// - Entries live until their `until` (the last access token they cover expires), so the view
+///   is as small as the live denylist.
+///
+/// Lookups take one shard's lock for a dictionary read: concurrent requests do not queue up
+/// behind each other or behind the subscription.
+public final class RevocationView: Sendable, Service {
+    public let keyPrefix: String
+    public let channel: String
+    /// How long a heartbeat answer keeps the view trusted.
+    public let lease: Duration
+    private let client: RedisClient
+    private let clock: any TesseraClock
+    private let logger: Logger
+    private let shards: [Shard]
+    private let sync = Mutex(SyncState())
+    /// Nanoseconds since `origin` until which the view may answer; 0 while not synced.
+    private let trustedUntil = Atomic<Int64>(0)
+    private let origin = ContinuousClock.now
+    private let resyncRequests: AsyncStream<Int>
+    private let resyncContinuation: AsyncStream<Int>.Continuation
+    private let subscriptionBox = Mutex<RedisSubscription?>(nil)
+
+    private final class Shard: Sendable {
+        let entries = Mutex<[String: Double]>([:])
+    }
+
+    private struct SyncState {
+        /// The subscription connection the view currently follows, if subscribed.
+        var connection: Int?
+        var synced = false
+        /// Latest instant by which every published message is known to have arrived.
+        var lastProof: ContinuousClock.Instant?
+        var resyncs = 0
+    }
+
+    /// - Parameters:
+    ///   - client: the pool used for the (re)load; the subscription has its own connection,
+    ///     opened with `client.configuration`.
+    ///   - keyPrefix: the same prefix as the `RedisTokenStore` this view serves.
+    public init(
+        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
+        heartbeatInterval: Duration = .milliseconds(250), lease: Duration = .seconds(1), shardCount: Int = 16,
+        logger: Logger = Logger(label: "tessera.revocations")
+    ) {
+        self.client = client
+        self.keyPrefix = keyPrefix
+        self.channel = keyPrefix + "revocations"
+        self.clock = clock
+        self.lease = lease
+        self.logger = logger
+        self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
+        (self.resyncRequests, self.resyncContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
+        var subscriptionConfiguration = client.configuration
+        subscriptionConfiguration.protocolVersion = .resp3
+        if let name = subscriptionConfiguration.clientName { subscriptionConfiguration.clientName = name + "-revocations" }
+        let subscription = RedisSubscription(
+            configuration: subscriptionConfiguration, channels: [self.channel], heartbeatInterval: heartbeatInterval, logger: logger
+        ) { [weak self] event in self?.handle(event) }
+        self.subscriptionBox.withLock { $0 = subscription }
+    }
+
+    private var subscription: RedisSubscription { subscriptionBox.withLock { $0! } }
+
+    // MARK: Answers
+
+    /// True if one of the deny keys is in force, false if none is, nil when the view cannot
+    /// vouch for its completeness right now (ask Redis).
+    public func isRevoked(_ keys: String...) -> Bool? {
+        guard self.isTrusted else { return nil }
+        let now = self.clock.now().timeIntervalSince1970
+        for key in keys {
+            if let until = self.shard(key).entries.withLock({ $0[key] }), until > now { return true }
+        }
+        return false
+    }
+
+    /// Whether the view answers right now (synced, with a recent heartbeat).
+    public var isTrusted: Bool {
+        self.elapsed(ContinuousClock.now) < self.trustedUntil.load(ordering: .acquiring)
+    }
+
+    /// How many loads completed (one per subscription, after start and after each reconnect).
+    public var resyncCount: Int { sync.withLock { $0.resyncs } }
+
+    /// Entries held, expired ones not yet swept included.
+    public var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
+
+    /// Records a denial this instance wrote itself, so it is in force here at once, without
+    /// waiting for its own message.
+    public func record(key: String, until: Date) {
+        self.merge(key, until.timeIntervalSince1970)
+    }
+
+    /// Drops the subscription connection; the view falls back to Redis until it has reloaded.
+    public func dropSubscription() async {
+        await self.subscription.dropConnection()
+    }
+
+    // MARK: Service
+
+    /// Runs the subscription, the loads it asks for and the expiry sweep, until shutdown.
+    public func run() async throws {
+        let subscription = self.subscription
+        await withDiscardingTaskGroup { group in
+            group.addTask { try? await subscription.run() }
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    for await connection in self.resyncRequests {
+                        await self.resync(connection)
+                    }
+                }
+            }
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(10))
+                        self.sweep()
+                    }
+                }
+            }
+            // Returns on graceful shutdown, or when cancelled.
+            try? await gracefulShutdown()
+            self.resyncContinuation.finish()
+            group.cancelAll()
+        }
+    }
+
+    // MARK: Events
+
+    private func handle(_ event: RedisSubscription.Event) {
+        switch event {
+        case .message(let channel, let payload):
+            guard channel == self.channel else { return }
+            self.apply(payload)
+        case .subscribed(let connection, let at):
+            self.sync.withLock { state in
+                state.connection = connection
+                state.synced = false
+                state.lastProof = at
+            }
+            self.trustedUntil.store(0, ordering: .releasing)
+            self.resyncContinuation.yield(connection)
+        case .heartbeat(let connection, let sentAt):
+            self.sync.withLock { state in
+                guard state.connection == connection else { return }
+                state.lastProof = sentAt
+                if state.synced { self.trust(until: sentAt + self.lease) }
+            }
+        case .disconnected(let connection):
+            self.sync.withLock { state in
+                guard state.connection == connection else { return }
+                state.connection = nil
+                state.synced = false
+                self.trustedUntil.store(0, ordering: .releasing)
+            }
+            self.logger.warning("revocation subscription lost; checking revocations in Redis until resynchronised")
+        }
+    }
+
+    /// Loads every deny key; marks the view synced if `connection` stayed subscribed meanwhile.
+    private func resync(_ connection: Int) async {
+        var attempt = 0
+        while !Task.isCancelled {
+            guard self.sync.withLock({ $0.connection == connection }) else { return }
+            do {
+                let loaded = try await self.load()
+                self.sync.withLock { state in
+                    guard state.connection == connection else { return }
+                    state.synced = true
+                    state.resyncs += 1
+                    if let proof = state.lastProof { self.trust(until: proof + self.lease) }
+                }
+                self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)"])
+                return
+            } catch {
+                attempt += 1
+                self.logger.warning("revocation view load failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(attempt, 5)), 2000)))
+            }
+        }
+    }
+
+    /// SCAN for the deny keys, MGET their values. Returns how many were found.
+    func load() async throws -> Int {
+        let pattern = Self.globEscaped(self.keyPrefix) + "*:deny:*"
+        var cursor = "0"
+        var found = 0
+        repeat {
+            let reply = try await self.client.send(["SCAN", RESPArgument(cursor), "MATCH", RESPArgument(pattern), "COUNT", "1000", "TYPE", "string"])
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError.protocolError("unexpected SCAN reply")
+            }
+            cursor = next
+            let keys = (parts[1].array ?? []).compactMap(\.string)
+            if !keys.isEmpty {
+                let values = try await self.client.send(["MGET"] + keys.map { RESPArgument($0) }).array ?? []
+                for (key, value) in zip(keys, values) {
+                    if let until = value.string.flatMap(Double.init) {
+                        self.merge(key, until)
+                        found += 1
+                    }
+                }
+            }
+        } while cursor != "0"
+        return found
+    }
+
+    /// Removes entries whose time has passed.
+    func sweep() {
+        let now = self.clock.now().timeIntervalSince1970
+        for shard in self.shards {
+            shard.entries.withLock { entries in entries = entries.filter { $0.value > now } }
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// `"<until> <key>"`, as the scripts publish it.
+    private func apply(_ payload: ByteBuffer) {
+        let text = String(decoding: payload.readableBytesView, as: UTF8.self)
+        guard let space = text.firstIndex(of: " "), let until = Double(text[..<space]) else {
+            self.logger.warning("malformed revocation message ignored", metadata: ["message": "\(text.prefix(200))"])
+            return
+        }
+        self.merge(String(text[text.index(after: space)...]), until)
+    }
+
+    private func merge(_ key: String, _ until: Double) {
+        guard until > self.clock.now().timeIntervalSince1970 else { return }
+        self.shard(key).entries.withLock { entries in
+            if (entries[key] ?? 0) < until { entries[key] = until }
+        }
+    }
+
+    private func shard(_ key: String) -> Shard {
+        self.shards[Int(UInt(bitPattern: key.hashValue) % UInt(self.shards.count))]
+    }
+
+    private func trust(until instant: ContinuousClock.Instant) {
+        self.trustedUntil.store(self.elapsed(instant), ordering: .releasing)
+    }
+
+    private func elapsed(_ instant: ContinuousClock.Instant) -> Int64 {
+        let duration = instant - self.origin
+        return duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000 + 1
+    }
+
+    /// Escapes the glob characters SCAN's MATCH gives meaning to.
+    static func globEscaped(_ text: String) -> String {
+        var result = ""
+        for character in text {
+            if "*?[]\\".contains(character) { result.append("\\") }
+            result.append(character)
+        }
+        return result
+    }
+}

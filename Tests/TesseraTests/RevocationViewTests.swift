@@ -1,0 +1,160 @@
+import Foundation
+import Tessera
+import TesseraRESP
+@testable import TesseraRedis
+import TesseraTestSupport
+import Testing
+
+/// Two "instances" on one real redis-server: A writes revocations, B validates with a local
+/// revocation view. Propagation is asserted within a bounded deadline (2 s); how fast it really
+/// is, is measured by the benchmarks, not here.
+@Suite("Local revocation view")
+struct RevocationViewTests {
+    struct Instances {
+        let a: RedisTokenStore
+        let b: RedisTokenStore
+        let view: RevocationView
+        /// A third connection, for the test's own commands (CLIENT KILL, raw writes).
+        let admin: RedisClient
+    }
+
+    func withInstances(_ body: (Instances) async throws -> Void) async throws {
+        try await withRedisServer { server in
+            var configuration = try RedisConfiguration(url: server.url)
+            // Slow reconnects, so that the gap after a dropped subscription is wide enough to
+            // write into it.
+            configuration.reconnectBaseDelay = .milliseconds(400)
+            let clientA = try RedisClient(url: server.url)
+            let clientB = RedisClient(configuration: configuration)
+            let admin = try RedisClient(url: server.url)
+            let view = RevocationView(client: clientB, keyPrefix: "t:", heartbeatInterval: .milliseconds(100))
+            let running = Task { try await view.run() }
+            let instances = Instances(
+                a: RedisTokenStore(client: clientA, keyPrefix: "t:"),
+                b: RedisTokenStore(client: clientB, keyPrefix: "t:", revocations: view), view: view, admin: admin
+            )
+            func stop() async {
+                running.cancel()
+                _ = await running.result
+                for client in [clientA, clientB, admin] { await client.shutdown() }
+            }
+            do {
+                try await waitUntil("the revocation view is synced") { view.isTrusted }
+                try await body(instances)
+            } catch {
+                await stop()
+                throw error
+            }
+            await stop()
+        }
+    }
+
+    func session(user: String, id: String) -> SessionRecord {
+        let now = Date()
+        return SessionRecord(
+            id: id, userID: user, rotatedAt: now, createdAt: now, lastUsedAt: now,
+            idleExpiresAt: now.addingTimeInterval(3600), absoluteExpiresAt: now.addingTimeInterval(7200)
+        )
+    }
+
+    func commandCalls(_ client: RedisClient, _ command: String) async throws -> Int {
+        let info = try await client.send(["INFO", "commandstats"]).string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):calls=") }) else { return 0 }
+        return Int(line.dropFirst("cmdstat_\(command):calls=".count).prefix { $0.isNumber }) ?? 0
+    }
+
+    @Test func aRevocationOnAIsSeenByBWithoutAskingRedis() async throws {
+        try await withInstances { i in
+            try await i.a.createSession(session(user: "alice", id: "s1"))
+            try await i.a.createSession(session(user: "alice", id: "s2"))
+            try await i.a.createSession(session(user: "alice", id: "s3"))
+            let mgetBefore = try await commandCalls(i.admin, "mget")
+            #expect(try await i.b.isRevoked(tokenID: "j1", sessionID: "s1", userID: "alice") == false)
+
+            // Logout of one session, a denied token id, then logout-all: each is seen by B.
+            #expect(try await i.a.revokeSession(id: "s1", userID: "alice", accessTTL: 900))
+            try await waitUntil("B sees the logout", .seconds(2)) {
+                i.view.isRevoked("t:{u:alice}:deny:sid:s1") == true
+            }
+            try await i.a.deny(.tokenID("j9"), userID: "alice", until: Date().addingTimeInterval(900))
+            try await waitUntil("B sees the denied token id", .seconds(2)) {
+                try await i.b.isRevoked(tokenID: "j9", sessionID: "s2", userID: "alice")
+            }
+            #expect(try await i.a.revokeAllSessions(userID: "alice", keeping: "s3", accessTTL: 900) == 1)
+            try await waitUntil("B sees logout-all", .seconds(2)) {
+                try await i.b.isRevoked(tokenID: "j2", sessionID: "s2", userID: "alice")
+            }
+            #expect(try await i.b.isRevoked(tokenID: "j3", sessionID: "s3", userID: "alice") == false)
+            #expect(try await i.b.isRevoked(tokenID: "j1", sessionID: "s1", userID: "bob") == false)
+            // Every answer above came from the view: B never sent MGET (A never does).
+            if i.view.isTrusted {
+                #expect(try await commandCalls(i.admin, "mget") == mgetBefore)
+            }
+        }
+    }
+
+    @Test func aReusedRefreshTokenOnAIsSeenByB() async throws {
+        try await withInstances { i in
+            try await i.a.createSession(session(user: "carol", id: "s1"))
+            let request = RotationRequest(
+                userID: "carol", sessionID: "s1", presentedGeneration: 1, graceWindow: 0, idleTTL: 3600, revokedAccessTTL: 900
+            )
+            guard case .rotated = try await i.a.rotate(request) else {
+                Issue.record("expected a rotation")
+                return
+            }
+            #expect(try await i.a.rotate(request) == .reused(userID: "carol"))
+            try await waitUntil("B sees the re-use revocation", .seconds(2)) {
+                i.view.isRevoked("t:{u:carol}:deny:sid:s1") == true
+            }
+        }
+    }
+
+    @Test func aDroppedSubscriptionFallsBackToRedisThenResynchronises() async throws {
+        try await withInstances { i in
+            try await i.a.createSession(session(user: "dave", id: "s1"))
+            let resyncs = i.view.resyncCount
+            let until = Date().addingTimeInterval(900)
+            // Kill B's subscription and, in the same pipeline, write a revocation with no
+            // message at all: the worst case of a message missed while disconnected.
+            let replies = try await i.admin.pipeline([
+                ["CLIENT", "KILL", "TYPE", "pubsub"],
+                ["SET", "t:{u:dave}:deny:sid:s1", RESPArgument(String(until.timeIntervalSince1970)), "PXAT",
+                 RESPArgument(Int((until.timeIntervalSince1970 * 1000).rounded(.up)))],
+            ])
+            #expect(replies[0].int == 1)
+            // B notices the drop and stops answering from its view...
+            try await waitUntil("B notices the dropped subscription", .seconds(2)) {
+                !i.view.isTrusted || i.view.resyncCount > resyncs
+            }
+            // ...so the revocation it never heard of is still enforced (asked from Redis).
+            #expect(try await i.b.isRevoked(tokenID: "j1", sessionID: "s1", userID: "dave"))
+            // After reconnecting it reloads, and then knows it locally.
+            try await waitUntil("B resynchronises", .seconds(10)) { i.view.isTrusted && i.view.resyncCount > resyncs }
+            #expect(i.view.isRevoked("t:{u:dave}:deny:sid:s1") == true)
+            #expect(try await i.b.isRevoked(tokenID: "j1", sessionID: "s1", userID: "dave"))
+            // And it is following the channel again.
+            _ = try await i.a.revokeSession(id: "s1", userID: "dave", accessTTL: 900)
+            try await i.a.deny(.tokenID("j7"), userID: "dave", until: until)
+            try await waitUntil("B hears revocations again", .seconds(2)) {
+                i.view.isRevoked("t:{u:dave}:deny:jti:j7") == true
+            }
+        }
+    }
+
+    @Test func entriesLastUntilTheirTimeAndNoLonger() async throws {
+        try await withInstances { i in
+            try await i.a.deny(.tokenID("short"), userID: "erin", until: Date().addingTimeInterval(1))
+            try await waitUntil("B sees the denial", .seconds(2)) {
+                i.view.isRevoked("t:{u:erin}:deny:jti:short") == true
+            }
+            try await waitUntil("the denial ends with its token", .seconds(5)) {
+                i.view.isRevoked("t:{u:erin}:deny:jti:short") == false
+            }
+        }
+    }
+
+    @Test func globCharactersInThePrefixAreEscaped() {
+        #expect(RevocationView.globEscaped("app*[1]?\\:") == "app\\*\\[1\\]\\?\\\\:")
+    }
+}
