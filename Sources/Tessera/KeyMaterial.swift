@@ -64,12 +64,7 @@ public enum KeyFile {
     }
 
     public static func load(path: String) throws -> KeyMaterial {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw KeyFileError(description: "cannot read key file \(path): \(error.localizedDescription)")
-        }
+        let data = try SecretFile.read(path: path, what: "key file")
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.dateDecodingStrategy = .iso8601
@@ -109,6 +104,14 @@ public enum KeyFile {
 /// Files holding secrets are created with mode 0600 from the start (never world-readable, not
 /// even briefly) and never overwritten.
 enum SecretFile {
+    static func read(path: String, what: String) throws -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw KeyFileError(description: "cannot read \(what) \(path): \(error.localizedDescription)")
+        }
+    }
+
     static func create(path: String, contents data: Data, what: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -81,12 +81,7 @@ public enum EncryptionKeyFile {
     }
 
     public static func load(path: String) throws -> SecretBox {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw KeyFileError(description: "cannot read encryption key file \(path): \(error.localizedDescription)")
-        }
+        let data = try SecretFile.read(path: path, what: "encryption key file")
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         guard let stored = try? decoder.decode(Stored.self, from: data), stored.version == 1, !stored.keys.isEmpty else {

@@ -19,9 +19,7 @@ struct AdminController: Sendable {
 
     /// Compared as SHA-256 digests in constant time: neither length nor prefix leaks.
     private func authorize(_ request: Request) throws {
-        let header = request.headers[.authorization] ?? ""
-        let parts = header.split(separator: " ", maxSplits: 1)
-        let presented = parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : ""
+        let presented = request.bearerToken ?? ""
         let expected = SHA256.hash(data: Data(adminKey.utf8))
         guard SHA256.hash(data: Data(presented.utf8)) == expected else {
             throw APIError(

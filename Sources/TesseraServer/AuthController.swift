@@ -60,10 +60,8 @@ struct AuthController: Sendable {
 
     /// The Bearer token's claims, after signature, expiry and revocation checks.
     func authenticate(_ request: Request) async throws -> AccessClaims {
-        guard let header = request.headers[.authorization] else { throw AuthError.invalidToken }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw AuthError.invalidToken }
-        return try await service.authenticate(bearer: parts[1].trimmingCharacters(in: .whitespaces))
+        guard let token = request.bearerToken else { throw AuthError.invalidToken }
+        return try await service.authenticate(bearer: token)
     }
 
     func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
@@ -72,6 +70,16 @@ struct AuthController: Sendable {
             userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
             ipAddress: context.remoteAddress?.ipAddress
         )
+    }
+}
+
+extension Request {
+    /// The credential of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+    var bearerToken: String? {
+        guard let header = headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }
 
