@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Tessera", targets: ["Tessera"]),
         .library(name: "TesseraSQLite", targets: ["TesseraSQLite"]),
         .library(name: "TesseraRedis", targets: ["TesseraRedis"]),
+        .library(name: "TesseraRESP", targets: ["TesseraRESP"]),
         .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
         .executable(name: "tessera", targets: ["tessera"]),
