@@ -9,7 +9,7 @@ struct TesseraCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera: authentication tokens and sessions for server-side Swift.",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, BenchFloor.self]
     )
 }
 
