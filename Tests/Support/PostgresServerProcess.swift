@@ -86,15 +86,24 @@ public final class PostgresServerProcess: Sendable {
 
     /// Creates and starts a server.
     public static func start(options: Options = Options()) async throws -> PostgresServerProcess {
-        let server = try PostgresServerProcess(options: options)
-        do {
-            try await server.start()
-        } catch {
-            await server.kill()
-            server.removeDirectory()
-            throw error
+        var attempt = 1
+        while true {
+            let server = try PostgresServerProcess(options: options)
+            do {
+                try await server.start()
+                return server
+            } catch let failure as Failure where attempt < 4 && failure.description.contains("could not bind") {
+                // The port was free when picked, but initdb takes seconds and another test's
+                // server may have bound it meanwhile: start again on a new port.
+                attempt += 1
+                await server.kill()
+                server.removeDirectory()
+            } catch {
+                await server.kill()
+                server.removeDirectory()
+                throw error
+            }
         }
-        return server
     }
 
     deinit {

@@ -27,7 +27,11 @@ struct RevocationViewTests {
             let clientA = try RedisClient(url: server.url)
             let clientB = RedisClient(configuration: configuration)
             let admin = try RedisClient(url: server.url)
-            let view = RevocationView(client: clientB, keyPrefix: "t:", clock: clock, heartbeatInterval: .milliseconds(100))
+            // A long lease, as in StoreFixtures: a loaded test process answers heartbeats late. The
+            // dropped-subscription test does not rely on it: a closed connection ends trust at once.
+            let view = RevocationView(
+                client: clientB, keyPrefix: "t:", clock: clock, heartbeatInterval: .milliseconds(100), lease: .seconds(30)
+            )
             let running = Task { try await view.run() }
             let instances = Instances(
                 a: RedisTokenStore(client: clientA, keyPrefix: "t:"),
@@ -39,7 +43,7 @@ struct RevocationViewTests {
                 for client in [clientA, clientB, admin] { await client.shutdown() }
             }
             do {
-                try await waitUntil("the revocation view is synced") { view.isTrusted }
+                try await waitUntil("the revocation view is synced", .seconds(45)) { view.isTrusted }
                 try await body(instances)
             } catch {
                 await stop()

@@ -54,13 +54,17 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
             )
         }
     case .redisWithView:
-        try await withRedisServer { server in
-            let client = try RedisClient(url: server.url)
-            let view = RevocationView(client: client, keyPrefix: "test:", clock: clock, heartbeatInterval: .milliseconds(100))
+        try await withRedisClient { client, server in
+            // A long lease: the whole suite shares two cooperative threads, and a heartbeat answer
+            // handled more than a second late would keep the view from ever trusting itself. The
+            // lease (silent-stall detection) is not what these tests are about.
+            let view = RevocationView(
+                client: client, keyPrefix: "test:", clock: clock, heartbeatInterval: .milliseconds(100), lease: .seconds(30)
+            )
             let running = Task { try await view.run() }
             let store = RedisTokenStore(client: client, keyPrefix: "test:", clock: clock, revocations: view)
             do {
-                try await waitUntil("the revocation view is synced") { view.isTrusted }
+                try await waitUntil("the revocation view is synced", .seconds(45)) { view.isTrusted }
                 try await body(
                     StoreFixture(kind: kind, store: store, clock: clock, reopen: {
                         RedisTokenStore(client: try RedisClient(url: server.url), keyPrefix: "test:", clock: clock)
@@ -69,12 +73,10 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
             } catch {
                 running.cancel()
                 _ = await running.result
-                await client.shutdown()
                 throw error
             }
             running.cancel()
             _ = await running.result
-            await client.shutdown()
         }
     }
 }
