@@ -12,14 +12,19 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     public let keyPrefix: String
     let clock: any TesseraClock
     public let backendName = "redis"
+    /// Where invalidations are announced to per-instance caches (`SubscribedUserCache`).
+    public let invalidationChannel: String?
 
-    public init(client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
+    public init(
+        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(), invalidationChannel: String? = nil
+    ) {
         self.client = client
         self.keyPrefix = keyPrefix
         self.clock = clock
+        self.invalidationChannel = invalidationChannel
     }
 
-    func userKey(_ userID: String) -> String { "\(keyPrefix){u:\(userID)}:user" }
+    public func userKey(_ userID: String) -> String { "\(keyPrefix){u:\(userID)}:user" }
 
     public func user(id: String) async throws -> User? {
         let reply = try await send(["HGETALL", .init(userKey(id))])
@@ -47,8 +52,22 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     }
 
     public func invalidate(userID: String) async throws {
-        try await send(["DEL", .init(userKey(userID))])
+        guard let channel = invalidationChannel else {
+            try await send(["DEL", .init(userKey(userID))])
+            return
+        }
+        // One atomic step: no instance can read the old entry back after hearing of the change.
+        try await run(Self.invalidateScript, keys: [userKey(userID)], [.init(channel), .init("0 " + userKey(userID))])
     }
+
+    /// KEYS: the user's entry. ARGV: channel, message.
+    static let invalidateScript = RedisScript(
+        """
+        redis.call('DEL', KEYS[1])
+        redis.call('PUBLISH', ARGV[1], ARGV[2])
+        return 1
+        """
+    )
 
     /// KEYS: the user's entry. ARGV: expires at, then field/value pairs. Replaces the entry whole.
     static let storeScript = RedisScript(

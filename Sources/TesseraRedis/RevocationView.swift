@@ -24,6 +24,7 @@ import TesseraRESP
 public final class RevocationView: Sendable, Service {
     public let keyPrefix: String
     public let channel: String
+    private let invalidationHandlers = Mutex<[@Sendable (String) -> Void]>([])
     /// How long a heartbeat answer keeps the view trusted.
     public let lease: Duration
     private let client: RedisClient
@@ -240,7 +241,20 @@ public final class RevocationView: Sendable, Service {
             self.logger.warning("malformed revocation message ignored", metadata: ["message": "\(text.prefix(200))"])
             return
         }
-        self.merge(String(text[text.index(after: space)...]), until)
+        let key = String(text[text.index(after: space)...])
+        // The same channel carries "this cached record changed" for per-instance caches.
+        if key.hasSuffix(":user") {
+            for handler in self.invalidationHandlers.withLock({ $0 }) { handler(key) }
+            return
+        }
+        self.merge(key, until)
+    }
+
+    /// Calls `handler` with the key of every cache entry another instance invalidated
+    /// (`<prefix>{u:<id>}:user`). Messages missed while disconnected are not replayed: a cache
+    /// fed by this must also drop what it holds whenever `resyncCount` changes.
+    public func onInvalidation(_ handler: @escaping @Sendable (String) -> Void) {
+        self.invalidationHandlers.withLock { $0.append(handler) }
     }
 
     private func merge(_ key: String, _ until: Double) {

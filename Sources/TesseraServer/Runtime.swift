@@ -94,7 +94,15 @@ public struct TesseraRuntime: Sendable {
             if let revocations { services.append(revocations) }
             let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, revocations: revocations)
             let sharedLimits = RedisRateLimitStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
-            userCache = RedisUserCache(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            if let revocations {
+                // Per instance, fed by the view's channel: no Redis command to read a cached user.
+                let shared = RedisUserCache(
+                    client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, invalidationChannel: revocations.channel
+                )
+                userCache = SubscribedUserCache(shared: shared, view: revocations, clock: clock)
+            } else {
+                userCache = RedisUserCache(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
+            }
             tokenDescription = "redis \(redis)" + (revocations == nil ? "" : ", local revocations")
             switch fallbackPolicy {
             case .none:

@@ -220,13 +220,17 @@ struct SharedDeploymentTests {
                     #expect(refused.status == .tooManyRequests)
                     #expect(refused.code == "rate_limited")
 
-                    // One user cache: B has the user cached; MFA turned on through A shows on B at once.
+                    // One user cache: B has the user cached (locally, fed by the revocation channel);
+                    // MFA turned on through A shows on B within the same bound as a revocation.
                     let cached = try await deployment.register(a, "cached@example.com")
                     #expect(try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == false)
                     let secret = try #require(try await deployment.call(a, .post, "/v1/auth/mfa/enroll", bearer: cached["access_token"])["secret"])
                     let code = TestTOTP.code(secret: secret, at: Date())
                     #expect(try await deployment.call(a, .post, "/v1/auth/mfa/confirm", body: ["code": code], bearer: cached["access_token"]).status == .noContent)
-                    #expect(try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == true)
+                    let changeSeenOnB = try await deployment.eventually(.seconds(2)) {
+                        try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == true
+                    }
+                    #expect(changeSeenOnB)
                     // The code just used is refused on the other instance too (shared replay guard).
                     let challenge = try await deployment.call(b, .post, "/v1/auth/login", body: ["email": "cached@example.com", "password": "correct horse"])
                     let replay = try await deployment.call(b, .post, "/v1/auth/mfa/verify", body: ["mfa_token": challenge["mfa_token"]!, "code": code])
