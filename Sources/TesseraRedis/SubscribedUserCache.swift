@@ -81,7 +81,4 @@ public final class SubscribedUserCache: UserCache {
             state.invalidations += 1
         }
     }
-
-    /// Entries held here (for tests and stats).
-    public var localCount: Int { state.withLock { $0.entries.count } }
 }

@@ -33,8 +33,6 @@ public struct ServerConfiguration: Sendable {
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?
     public var rateLimits = RateLimitPolicy()
-    /// Serve `GET /metrics` (Prometheus text format).
-    public var metricsEnabled = true
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,
