@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TesseraRESP", targets: ["TesseraRESP"]),
         .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
+        .library(name: "TesseraApp", targets: ["TesseraApp"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
@@ -41,8 +42,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // bcrypt only: this product has no Hummingbird dependency (scripts/check-modules).
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -92,13 +93,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The HTTP API on Hummingbird. It takes an `AuthService` and links no store driver.
         .target(
             name: "TesseraServer",
             dependencies: [
                 "Tessera",
-                "TesseraSQLite",
-                "TesseraRedis",
-                "TesseraPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,9 +108,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Configuration and the wiring of concrete stores (`TesseraRuntime`), for the executable.
+        .target(
+            name: "TesseraApp",
+            dependencies: [
+                "Tessera",
+                "TesseraServer",
+                "TesseraSQLite",
+                "TesseraRedis",
+                "TesseraRESP",
+                "TesseraPostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
+                "TesseraApp",
                 "TesseraServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -142,6 +158,7 @@ let package = Package(
             name: "TesseraServerTests",
             dependencies: [
                 "TesseraServer",
+                "TesseraApp",
                 "TesseraTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -10,13 +10,17 @@ public enum TesseraHTTP {
     public struct Options: Sendable {
         /// Bearer key for `/v1/admin/*`; nil: those routes answer 404.
         public var adminKey: String?
+        /// Key that services beside Tessera (apps verifying tokens remotely, resource servers,
+        /// gateways) present for the service endpoints; nil: those endpoints answer 404.
+        public var serviceKey: String?
         /// nil: no `/metrics`.
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
 
-        public init(adminKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
             self.adminKey = adminKey
+            self.serviceKey = serviceKey
             self.metrics = metrics
             self.sweeper = sweeper
         }
@@ -34,7 +38,7 @@ public enum TesseraHTTP {
         router.add(middleware: ProblemMiddleware())
         AuthController(service: service).addRoutes(to: router.group("v1/auth"))
         if let adminKey = options.adminKey {
-            AdminController(service: service, adminKey: adminKey, sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
+            AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())
@@ -43,31 +47,6 @@ public enum TesseraHTTP {
         }
         router.get("health") { _, _ in try await health(service.tokens) }
         return router
-    }
-
-    public static func application(
-        runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger,
-        onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        Application(
-            router: router(
-                service: runtime.service,
-                options: .init(adminKey: configuration.adminKey, metrics: runtime.metrics, sweeper: runtime.sweeper)
-            ),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
-            services: runtime.services,
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.port
-                logger.notice("Tessera listening on http://\(configuration.host):\(port) (\(runtime.summary))")
-                await onListening(port)
-            },
-            logger: logger
-        )
-    }
-
-    /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
-    public static func serve(runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger) async throws {
-        try await application(runtime: runtime, configuration: configuration, logger: logger).runService()
     }
 
     /// One ping: whether the store answers and how fast (milliseconds, 3 decimals).

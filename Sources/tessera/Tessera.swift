@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Tessera
+import TesseraApp
 import TesseraServer
 
 @main
@@ -72,6 +73,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Bearer key for /v1/admin/*; unset turns the admin endpoints off. [env: TESSERA_ADMIN_KEY]")
     var adminKey: String?
+
+    @Option(help: "Key that services present for the service endpoints (revocation stream, introspection), at least 16 characters; unset turns them off. [env: TESSERA_SERVICE_KEY]")
+    var serviceKey: String?
 
     @Option(help: "Directory for password-reset messages, one JSON file each. [env: TESSERA_OUTBOX_DIR] (default: outbox beside the database)")
     var outboxDir: String?
@@ -176,6 +180,10 @@ private struct Settings {
         configuration.adminKey = flags.adminKey ?? environment["TESSERA_ADMIN_KEY"]
         if let key = configuration.adminKey, key.utf8.count < 16 {
             throw ConfigurationError("the admin key must be at least 16 characters")
+        }
+        configuration.serviceKey = flags.serviceKey ?? environment["TESSERA_SERVICE_KEY"]
+        if let key = configuration.serviceKey, key.utf8.count < 16 {
+            throw ConfigurationError("the service key must be at least 16 characters")
         }
         configuration.outboxDirectory = flags.outboxDir ?? environment["TESSERA_OUTBOX_DIR"]
         configuration.notifyWebhook = flags.notifyWebhook ?? environment["TESSERA_NOTIFY_WEBHOOK"]

@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var sweepInterval: Duration = .seconds(60)
     /// Bearer key for `/v1/admin/*`; nil turns the admin endpoints off (404).
     public var adminKey: String?
+    /// Key for the service endpoints (remote verification, introspection); nil: off (404).
+    public var serviceKey: String?
     /// Where password-reset messages are written. nil: `outbox` beside the SQLite database (or
     /// in the working directory).
     public var outboxDirectory: String?
