@@ -13,7 +13,9 @@ extension TesseraHTTP {
             router: router(
                 service: runtime.service,
                 options: .init(
-                    adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metrics: runtime.metrics, sweeper: runtime.sweeper)
+                    adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metrics: runtime.metrics, sweeper: runtime.sweeper,
+                    trustedProxies: configuration.trustedProxies
+                )
             ),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
             services: runtime.services,

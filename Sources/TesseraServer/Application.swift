@@ -17,12 +17,18 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
+        public var trustedProxies: TrustedProxies
 
-        public init(adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(
+            adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil,
+            trustedProxies: TrustedProxies = .none
+        ) {
             self.adminKey = adminKey
             self.serviceKey = serviceKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.trustedProxies = trustedProxies
         }
     }
 
@@ -36,7 +42,11 @@ public enum TesseraHTTP {
             }
         }
         router.add(middleware: ProblemMiddleware())
-        AuthController(service: service).addRoutes(to: router.group("v1/auth"))
+        let auth = AuthController(service: service, trustedProxies: options.trustedProxies)
+        auth.addRoutes(to: router.group("v1/auth"))
+        if let serviceKey = options.serviceKey {
+            OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+        }
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
@@ -46,6 +56,8 @@ public enum TesseraHTTP {
             return response
         }
         router.get("health") { _, _ in try await health(service.tokens) }
+        // Last: it then wraps only the not-found path, where /v1/authz/check lands for any method.
+        router.add(middleware: ForwardAuthMiddleware(controller: auth))
         return router
     }
 
