@@ -11,14 +11,17 @@ public struct AccessClaims: Sendable, Codable, Equatable {
     public var jti: String
     public var iat: Int64
     public var exp: Int64
+    /// The audience (`--audience`); absent unless configured.
+    public var aud: String?
 
-    public init(iss: String, sub: String, sid: String, jti: String, iat: Int64, exp: Int64) {
+    public init(iss: String, sub: String, sid: String, jti: String, iat: Int64, exp: Int64, aud: String? = nil) {
         self.iss = iss
         self.sub = sub
         self.sid = sid
         self.jti = jti
         self.iat = iat
         self.exp = exp
+        self.aud = aud
     }
 
     public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(exp)) }
@@ -31,6 +34,8 @@ public enum AccessTokenError: Error, Equatable, Sendable {
     case unknownKey
     case unsupportedAlgorithm
     case wrongIssuer
+    /// The codec expects an audience and the token names another one, or none.
+    case wrongAudience
     case expired
     case notYetValid
 }
@@ -51,12 +56,15 @@ public struct AccessTokenCodec: Sendable {
     private let signingKey: KeyMaterial.SigningKey
     private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
     public let issuer: String
+    /// When set, every token must carry exactly this `aud`.
+    public let audience: String?
     /// Tolerated clock difference for `iat` in the future.
     public var leeway: TimeInterval = 60
     /// Tokens this codec verified already (see `verifyCached`); shared by copies of the codec.
     public let verifiedTokens = VerifiedTokenCache()
 
-    public init(keys: KeyMaterial, issuer: String) {
+    public init(keys: KeyMaterial, issuer: String, audience: String? = nil) {
+        self.audience = audience
         self.signingKey = keys.signingKeys[0]
         self.verifyingKeys = Dictionary(keys.signingKeys.map { ($0.id, $0.privateKey.publicKey) }, uniquingKeysWith: { a, _ in a })
         self.issuer = issuer
@@ -88,6 +96,7 @@ public struct AccessTokenCodec: Sendable {
         guard key.isValidSignature(signature, for: signingInput) else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(AccessClaims.self, from: payloadData) else { throw .malformed }
         guard claims.iss == issuer else { throw .wrongIssuer }
+        if let audience, claims.aud != audience { throw .wrongAudience }
         let nowSeconds = now.timeIntervalSince1970
         guard TimeInterval(claims.exp) > nowSeconds else { throw .expired }
         guard TimeInterval(claims.iat) <= nowSeconds + leeway else { throw .notYetValid }

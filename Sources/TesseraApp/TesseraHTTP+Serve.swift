@@ -13,9 +13,13 @@ extension TesseraHTTP {
             router: router(
                 service: runtime.service,
                 options: .init(
-                    adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metrics: runtime.metrics, sweeper: runtime.sweeper)
+                    adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metricsKey: configuration.metricsKey,
+                    metrics: runtime.metrics, sweeper: runtime.sweeper)
             ),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
+            server: server(configuration.connections),
+            configuration: serverConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), limits: configuration.connections, logger: logger
+            ),
             services: runtime.services,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port

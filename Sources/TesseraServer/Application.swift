@@ -13,14 +13,20 @@ public enum TesseraHTTP {
         /// Key that services beside Tessera (apps verifying tokens remotely, resource servers,
         /// gateways) present for the service endpoints; nil: those endpoints answer 404.
         public var serviceKey: String?
+        /// Bearer key for `/metrics`; nil: `/metrics` is open to whoever reaches the port.
+        public var metricsKey: String?
         /// nil: no `/metrics`.
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
 
-        public init(adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(
+            adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
+            sweeper: ExpirySweeper? = nil
+        ) {
             self.adminKey = adminKey
             self.serviceKey = serviceKey
+            self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
         }
@@ -28,14 +34,28 @@ public enum TesseraHTTP {
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
+        router.add(middleware: ResponseHeadersMiddleware())
         if let metrics = options.metrics {
             router.add(middleware: MetricsMiddleware(metrics: metrics))
-            router.get("metrics") { _, _ in
+            let metricsKey = options.metricsKey.map(SharedKey.init)
+            router.get("metrics") { request, context in
+                if let metricsKey {
+                    guard let presented = request.bearerToken, metricsKey.matches(presented) else {
+                        return ProblemMiddleware<TesseraRequestContext>.problem(
+                            for: APIError(
+                                .unauthorized, code: "invalid_metrics_key", detail: "This endpoint needs the metrics key as a Bearer token.",
+                                headers: [.wwwAuthenticate: "Bearer realm=\"tessera-metrics\""]
+                            ),
+                            logger: context.logger
+                        ).response()
+                    }
+                }
                 metrics.collect(service, sweeper: options.sweeper)
                 return metrics.response()
             }
         }
         router.add(middleware: ProblemMiddleware())
+        router.add(middleware: UnsupportedMethodMiddleware())
         AuthController(service: service).addRoutes(to: router.group("v1/auth"))
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
