@@ -47,3 +47,25 @@ import Testing
         await #expect(throws: AuthError.invalidToken) { _ = try await service.authenticate(bearer: foreign) }
     }
 }
+
+/// The byte-level claims writer must produce exactly what `JSONEncoder` with sorted keys does.
+@Suite struct CanonicalClaimsTests {
+    static let strings = ["tessera", "", "a/b", "quote\"back\\slash", "tab\tnew\nline\r", "\u{01}\u{1F}\u{7F}", "é ü 漢字 🎉", "<script>&"]
+
+    @Test(arguments: strings)
+    func sameBytesAsJSONEncoder(text: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for aud in [nil, text] {
+            let claims = AccessClaims(iss: text, sub: text + "s", sid: "sid-" + text, jti: text, iat: 1_700_000_000, exp: -5, aud: aud)
+            #expect(claims.canonicalJSON() == Array(try encoder.encode(claims)), "\(text)")
+        }
+    }
+
+    @Test func signedTokensStillVerify() throws {
+        let codec = AccessTokenCodec(keys: .generate(now: Date()), issuer: "tessera")
+        let now = Int64(Date().timeIntervalSince1970)
+        let claims = AccessClaims(iss: "tessera", sub: "u/1", sid: "s\"1", jti: "j", iat: now, exp: now + 60)
+        #expect(try codec.verify(try codec.sign(claims), now: Date()) == claims)
+    }
+}
