@@ -29,9 +29,15 @@ extension AuthService {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return try encoder.encode(UpstreamAccessToken(
-            accessToken: credential.accessToken, expiresIn: max(0, Int(credential.expiresAt.timeIntervalSince(clock.now()).rounded(.down))),
+            accessToken: credential.accessToken, expiresIn: Self.wholeSecondsLeft(until: credential.expiresAt, now: clock.now()),
             tokenType: credential.tokenType
         ))
+    }
+
+    /// Whole seconds, with a millisecond's slack: a `Date` does not survive its round trip
+    /// through seconds since 1970 exactly, and 3600 s must not come out as 3599.
+    static func wholeSecondsLeft(until end: Date, now: Date) -> Int {
+        max(0, Int((end.timeIntervalSince(now) + 0.001).rounded(.down)))
     }
 
     private func isFresh(_ credential: OAuth2Credential, _ upstream: UpstreamCredentials) -> Bool {
