@@ -118,6 +118,46 @@ struct UpstreamCredentialTests {
         }
     }
 
+    /// The same through two real `tessera serve` processes on one Redis, configured by their flags.
+    @Test func twoTesseraProcessesOnOneRedisRefreshOnce() async throws {
+        let fake = FakeTokenEndpoint()
+        try await fake.serve { endpoint in
+            try await withRedisServer { redis in
+                try await withTemporaryDirectory { directory in
+                    let origin = String(endpoint.dropLast("token".count))
+                    let arguments = [
+                        "--database-url", "sqlite:\(directory.path)/users.db", "--token-store", "redis", "--redis-url", redis.url,
+                        "--upstream-token-endpoints", origin,
+                    ]
+                    // A first, so that B loads the key files A created beside the database.
+                    let a = try await TesseraProcess.start(arguments)
+                    let b = try await TesseraProcess.start(arguments)
+                    let deployment = RedisDeploymentTests()
+                    let token = try #require(try await deployment.register(a, "upstream@example.com")["access_token"])
+                    let stored = try await TestClient.withClient(host: "127.0.0.1", port: a.port) { client in
+                        try await client.call(.put, Self.path, body: Self.oauth2(endpoint), bearer: token)
+                    }
+                    #expect(stored.status == .noContent)
+                    let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+                        for index in 0..<50 {
+                            let port = index.isMultiple(of: 2) ? a.port : b.port
+                            group.addTask {
+                                try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+                                    try await client.call(.get, Self.path, bearer: token)
+                                }
+                            }
+                        }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                    #expect(fake.calls == 1)
+                    #expect(replies.allSatisfy { $0.status == .ok && $0["access_token"] == "at-1" })
+                    await a.stop()
+                    await b.stop()
+                }
+            }
+        }
+    }
+
     @Test func invalidGrantMarksTheCredentialDeadUntilItIsReplaced() async throws {
         let fake = FakeTokenEndpoint()
         try await fake.serve { endpoint in
