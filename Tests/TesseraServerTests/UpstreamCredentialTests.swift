@@ -158,6 +158,36 @@ struct UpstreamCredentialTests {
         }
     }
 
+    @Test func aDeadLeaseHolderDelaysOthersOnlyUntilItsLeaseEnds() async throws {
+        let fake = FakeTokenEndpoint()
+        try await fake.serve { endpoint in
+            try await Self.withClient { upstream in
+                let tessera = try await Self.tessera(allowed: [endpoint], client: upstream)
+                try await tessera.test { client in
+                    let grant = try await client.register()
+                    let token = try #require(grant["access_token"])
+                    let claims = try tessera.service.accessTokens.verify(token, now: tessera.clock.now())
+                    #expect(try await client.call(.put, Self.path, body: Self.oauth2(endpoint), bearer: token).status == .noContent)
+                    // A refresher that took the lease and died before finishing.
+                    let leaseTTL = try #require(tessera.service.security.upstream?.leaseTTL)
+                    #expect(
+                        try await tessera.service.tokens.acquireCredentialLease(
+                            named: "idp", sessionID: claims.sid, userID: claims.sub, fence: "dead-holder", ttl: leaseTTL
+                        )
+                    )
+                    let reader = Task { try await client.call(.get, Self.path, bearer: token) }
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(fake.calls == 0, "the lease is still held: nobody may refresh")
+                    tessera.clock.advance(by: leaseTTL)
+                    let reply = try await reader.value
+                    #expect(reply.status == .ok)
+                    #expect(reply["access_token"] == "at-1")
+                    #expect(fake.calls == 1)
+                }
+            }
+        }
+    }
+
     @Test func invalidGrantMarksTheCredentialDeadUntilItIsReplaced() async throws {
         let fake = FakeTokenEndpoint()
         try await fake.serve { endpoint in
