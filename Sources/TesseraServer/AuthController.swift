@@ -6,6 +6,8 @@ import Tessera
 /// HTTP API v1. docs/API.md is the contract these routes implement.
 struct AuthController: Sendable {
     let service: AuthService
+    /// Whose forwarding headers name the client (`--trusted-proxies`).
+    var trustedProxies = TrustedProxies.none
 
     struct Credentials: Decodable {
         var email: String
@@ -68,7 +70,7 @@ struct AuthController: Sendable {
         ClientInfo(
             device: device.map { String($0.prefix(200)) },
             userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
-            ipAddress: context.remoteAddress?.ipAddress
+            ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
         )
     }
 }

@@ -131,6 +131,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
+    @Option(help: "Proxies whose X-Forwarded-For / Forwarded headers name the client: IPv4/IPv6 addresses or CIDR blocks, separated by commas. [env: TESSERA_TRUSTED_PROXIES] (default: none)")
+    var trustedProxies: String?
+
+    @Option(help: "URL prefixes allowed as token endpoints of OAuth2 session credentials, separated by commas; unset refuses OAuth2 credentials. [env: TESSERA_UPSTREAM_TOKEN_ENDPOINTS]")
+    var upstreamTokenEndpoints: String?
+
+    @Option(help: "An OAuth2 credential's access token is refreshed when it is valid for less than this, in seconds. [env: TESSERA_UPSTREAM_MIN_VALIDITY] (default: 60)")
+    var upstreamMinValidity: Double?
+
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -252,6 +261,24 @@ private struct Settings {
             throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
         }
         configuration.rateLimits = limits
+        if let text = flags.trustedProxies ?? environment["TESSERA_TRUSTED_PROXIES"] {
+            do {
+                configuration.trustedProxies = try TrustedProxies(parsing: text)
+            } catch {
+                throw ConfigurationError("trusted proxies: \(error)")
+            }
+        }
+        if let text = flags.upstreamTokenEndpoints ?? environment["TESSERA_UPSTREAM_TOKEN_ENDPOINTS"] {
+            configuration.upstreamTokenEndpoints = try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.map { item in
+                    guard let prefix = UpstreamCredentials.allowedPrefix(item) else {
+                        throw ConfigurationError("upstream token endpoint '\(item)' is not an http(s) URL with a host and no query")
+                    }
+                    return prefix
+                }
+        }
+        configuration.upstreamMinValidity = try value(flags.upstreamMinValidity, "TESSERA_UPSTREAM_MIN_VALIDITY", configuration.upstreamMinValidity)
+        guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
     }
