@@ -84,6 +84,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bearer key for /metrics, at least 16 characters; unset leaves /metrics open. [env: TESSERA_METRICS_KEY]")
     var metricsKey: String?
 
+    @Option(help: "text (one line per record) or json (one JSON object per line). [env: TESSERA_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -145,14 +148,17 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServerConfiguration
         let level: Logger.Level
+        let json: Bool
         do {
             var settings = Settings(environment: environment)
             configuration = try settings.configuration(self)
             level = try settings.logLevel(logLevel)
+            json = try settings.jsonLogs(logFormat)
         } catch let error as ConfigurationError {
             fail(error.description)
         }
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -275,6 +281,14 @@ private struct Settings {
         guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
+    }
+
+    func jsonLogs(_ flag: String?) throws -> Bool {
+        switch (flag ?? environment["TESSERA_LOG_FORMAT"] ?? "text").lowercased() {
+        case "text": return false
+        case "json": return true
+        case let other: throw ConfigurationError("unknown log format '\(other)': choose text or json")
+        }
     }
 
     func logLevel(_ flag: String?) throws -> Logger.Level {
