@@ -53,6 +53,7 @@ final class FakeTokenEndpoint: Sendable {
                 try await Task.sleep(for: .milliseconds(300))
                 return Self.json(#"{"access_token":"at-\#(call)","token_type":"Bearer","expires_in":\#(expiresIn),"refresh_token":"rt-\#(call)"}"#)
             case .invalidGrant:
+                try await Task.sleep(for: .milliseconds(300))
                 return Self.json(#"{"error":"invalid_grant","error_description":"refresh token revoked"}"#, .badRequest)
             case .serverError:
                 return Self.json(#"{"error":"temporarily_unavailable"}"#, .internalServerError)
