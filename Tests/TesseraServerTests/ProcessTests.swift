@@ -86,6 +86,7 @@ struct ProcessTests {
         (["serve", "--admin-key", "short"], "admin key must be at least 16 characters"),
         (["serve", "--notify-webhook", "ftp://mail.example.com/hook"], "not an http(s) URL"),
         (["serve", "--lockout-duration", "0"], "lockout duration"),
+        (["serve", "--login-slowdown-max-delay", "0"], "login slow-down"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
