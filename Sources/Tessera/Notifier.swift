@@ -147,7 +147,14 @@ public struct WebhookNotifier: Notifier {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try AccountMessage.encoded(message)
-        let (_, response) = try await URLSession.shared.data(for: request)
+        let response: URLResponse
+        do {
+            (_, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            // Foundation's error text quotes the URL, which may carry the sender's credential.
+            let error = error as NSError
+            throw NotifierError(description: "webhook request failed (\(error.domain) \(error.code))")
+        }
         guard let status = (response as? HTTPURLResponse)?.statusCode, (200..<300).contains(status) else {
             throw NotifierError(description: "webhook answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
         }

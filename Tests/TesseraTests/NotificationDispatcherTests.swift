@@ -87,6 +87,15 @@ struct NotificationDispatcherTests {
         }
     }
 
+    /// Failures are logged with the error's text: it must not quote the webhook URL, whose query
+    /// or user info may carry the mail sender's credential.
+    @Test func aWebhookTransportErrorDoesNotQuoteTheURL() async throws {
+        let notifier = WebhookNotifier(url: try #require(URL(string: "http://user:pass-secret@127.0.0.1:1/hook?key=sender-secret")), timeout: 5)
+        let error = await #expect(throws: NotifierError.self) { try await notifier.deliver(message(ManualClock(Date()))) }
+        let text = "\(try #require(error))"
+        #expect(!text.contains("sender-secret") && !text.contains("pass-secret") && !text.contains("127.0.0.1"), "\(text)")
+    }
+
     @Test func drainWaitsForDeliveriesInProgress() async throws {
         try await withSpool { spool in
             let clock = ManualClock(Date())
