@@ -13,14 +13,23 @@ public enum TesseraHTTP {
         /// Key that services beside Tessera (apps verifying tokens remotely, resource servers,
         /// gateways) present for the service endpoints; nil: those endpoints answer 404.
         public var serviceKey: String?
+        /// Bearer key for `/metrics`; nil: `/metrics` is open to whoever reaches the port.
+        public var metricsKey: String?
+        /// Start-up and shutdown phase for `/health/ready`; nil: ready whenever the router runs.
+        public var readiness: Readiness?
         /// nil: no `/metrics`.
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
 
-        public init(adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(
+            adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil
+        ) {
+            self.readiness = readiness
             self.adminKey = adminKey
             self.serviceKey = serviceKey
+            self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
         }
@@ -28,14 +37,28 @@ public enum TesseraHTTP {
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
+        router.add(middleware: ResponseHeadersMiddleware())
         if let metrics = options.metrics {
             router.add(middleware: MetricsMiddleware(metrics: metrics))
-            router.get("metrics") { _, _ in
+            let metricsKey = options.metricsKey.map(SharedKey.init)
+            router.get("metrics") { request, context in
+                if let metricsKey {
+                    guard let presented = request.bearerToken, metricsKey.matches(presented) else {
+                        return ProblemMiddleware<TesseraRequestContext>.problem(
+                            for: APIError(
+                                .unauthorized, code: "invalid_metrics_key", detail: "This endpoint needs the metrics key as a Bearer token.",
+                                headers: [.wwwAuthenticate: "Bearer realm=\"tessera-metrics\""]
+                            ),
+                            logger: context.logger
+                        ).response()
+                    }
+                }
                 metrics.collect(service, sweeper: options.sweeper)
                 return metrics.response()
             }
         }
         router.add(middleware: ProblemMiddleware())
+        router.add(middleware: UnsupportedMethodMiddleware())
         AuthController(service: service).addRoutes(to: router.group("v1/auth"))
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
@@ -46,6 +69,8 @@ public enum TesseraHTTP {
             return response
         }
         router.get("health") { _, _ in try await health(service.tokens) }
+        router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
+        router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
         return router
     }
 
@@ -74,6 +99,30 @@ public enum TesseraHTTP {
         var status: String
         var mode: String
         var store: Store
+    }
+
+    struct ReadyBody: Encodable {
+        var status: String
+        var phase: String
+        var mode: String?
+    }
+
+    /// 200 while the instance can do its job: serving, and the store answers or a fallback
+    /// serves in its place. 503 before the server listens, once shutdown has begun, and while
+    /// the store is unreachable with nothing in its place.
+    static func ready(_ store: any TokenStore, phase: Readiness.Phase) async throws -> Response {
+        guard phase == .serving else {
+            return try JSONBody.response(ReadyBody(status: "not_ready", phase: phase.name), status: .serviceUnavailable)
+        }
+        let fallback = store as? FallbackTokenStore
+        let connected = await probe(store).connected
+        guard connected || fallback != nil else {
+            return try JSONBody.response(
+                ReadyBody(status: "not_ready", phase: phase.name, mode: StoreMode.primary.rawValue), status: .serviceUnavailable
+            )
+        }
+        let mode = connected ? (fallback?.mode ?? .primary) : .fallback
+        return try JSONBody.response(ReadyBody(status: "ready", phase: phase.name, mode: mode.rawValue))
     }
 
     /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves; 503 `down` when
