@@ -16,6 +16,8 @@ public enum AuthError: Error, Equatable, Sendable {
     case invalidMFAToken
     case invalidMFACode
     case credentialNotFound
+    /// An administrator named a user id that does not exist.
+    case userNotFound
     case credentialLimitReached(Int)
     /// Too many requests from this client or for this account; retry after that many seconds.
     case rateLimited(retryAfter: Int)
@@ -43,6 +45,7 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFAToken: "invalid_mfa_token"
         case .invalidMFACode: "invalid_mfa_code"
         case .credentialNotFound: "credential_not_found"
+        case .userNotFound: "user_not_found"
         case .credentialLimitReached: "credential_limit_reached"
         case .rateLimited: "rate_limited"
         case .accountLocked: "account_locked"
@@ -68,6 +71,7 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFAToken: "The MFA token is unknown, expired, already used or has had too many wrong codes."
         case .invalidMFACode: "The code is not valid."
         case .credentialNotFound: "No credential of that name on this session."
+        case .userNotFound: "No user with that id."
         case .credentialLimitReached(let limit): "A session carries at most \(limit) credentials."
         case .rateLimited(let seconds): "Too many requests; retry in \(seconds) s."
         case .accountLocked(let seconds): "Too many failed logins; this account is locked for \(seconds) s."

@@ -189,6 +189,10 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await route({ try await $0.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }) { _ in throw outage() }
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        try await route({ try await $0.restoreOneTimeToken(token) }) { _ in throw outage() }
+    }
+
     // Credentials are not written back either: they answer 503 during an outage.
     public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
         try await route({ try await $0.putCredential(credential, limit: limit) }) { _ in throw outage() }

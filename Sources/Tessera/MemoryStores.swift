@@ -135,6 +135,17 @@ public final class MemoryTokenStore: TokenStore {
         }
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            let key = Self.oneTimeKey(token.kind, token.userID)
+            if let current = state.oneTimeTokens[key], now < current.expiresAt { return false }
+            guard now < token.expiresAt else { return false }
+            state.oneTimeTokens[key] = token
+            return true
+        }
+    }
+
     private static func oneTimeKey(_ kind: String, _ userID: String) -> String { "\(kind)\u{0}\(userID)" }
 
     public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
@@ -232,6 +243,7 @@ public final class MemoryUserStore: UserStore {
     private struct State {
         var byID: [String: User] = [:]
         var idByEmail: [String: String] = [:]
+        var recoveryCodes: [String: Set<String>] = [:]
     }
 
     private let state = Mutex(State())
@@ -265,6 +277,18 @@ public final class MemoryUserStore: UserStore {
             }
             state.byID[user.id] = user
         }
+    }
+
+    public func replaceRecoveryCodes(userID: String, hashes: [String]) async throws {
+        state.withLock { $0.recoveryCodes[userID] = hashes.isEmpty ? nil : Set(hashes) }
+    }
+
+    public func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool {
+        state.withLock { $0.recoveryCodes[userID]?.remove(hash) != nil }
+    }
+
+    public func recoveryCodeCount(userID: String) async throws -> Int {
+        state.withLock { $0.recoveryCodes[userID]?.count ?? 0 }
     }
 }
 

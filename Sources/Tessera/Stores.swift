@@ -36,6 +36,9 @@ public protocol TokenStore: Sendable {
     /// Returns and deletes the user's token of this kind if its hash matches, in one step;
     /// nil when unknown, expired, replaced or already used.
     func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken?
+    /// Puts a consumed token back only if the user has no token of that kind now, in one step
+    /// (compare-and-set): a token issued meanwhile wins. Returns false when it was not stored.
+    func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool
 
     /// Stores or replaces a credential on a live session. At most `limit` names per session.
     func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite
@@ -77,6 +80,15 @@ public protocol UserStore: Sendable {
     func user(email: String) async throws -> User?
     /// Throws `UserStoreError.notFound` for an unknown id.
     func updateUser(_ user: User) async throws
+
+    /// Replaces every MFA recovery code of the user (stored as hashes only); an empty list
+    /// deletes them.
+    func replaceRecoveryCodes(userID: String, hashes: [String]) async throws
+    /// Deletes the user's recovery code with this hash in one step; true when there was one, so
+    /// that a code works once even under concurrent use.
+    func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool
+    /// How many unused recovery codes the user has.
+    func recoveryCodeCount(userID: String) async throws -> Int
 }
 
 /// Short-lived counters for rate limits, login regulation and one-shot claims. On Redis they

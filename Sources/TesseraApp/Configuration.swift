@@ -36,6 +36,9 @@ public struct ServerConfiguration: Sendable {
     public var outboxDirectory: String?
     /// POST account messages to this URL instead of writing them to the outbox.
     public var notifyWebhook: String?
+    /// With the webhook: where messages wait until delivered (survives restarts). nil:
+    /// `notify-spool` beside the SQLite database; with other databases, in memory only.
+    public var notifySpoolDirectory: String?
     /// AES-256-GCM key for TOTP secrets and session credentials, created 0600 on first start.
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?

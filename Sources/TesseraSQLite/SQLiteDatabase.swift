@@ -109,6 +109,18 @@ public final class SQLiteDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4") { db in
+            // MFA recovery codes, as SHA-256 hashes only; one row per unused code.
+            try db.execute(
+                sql: """
+                    CREATE TABLE mfa_recovery_codes (
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        hash TEXT NOT NULL,
+                        PRIMARY KEY (user_id, hash)
+                    );
+                    """
+            )
+        }
         return migrator
     }
 

@@ -28,8 +28,14 @@ extension AuthController {
         }
     }
 
-    struct CodeBody: Decodable {
+    struct PasswordBody: Decodable {
+        var password: String
+    }
+
+    /// MFA changes carry the current password (re-authentication) as well as the code.
+    struct CodePasswordBody: Decodable {
         var code: String
+        var password: String
     }
 
     struct MFAVerifyBody: Decodable {
@@ -64,27 +70,35 @@ extension AuthController {
             try await service.forgotPassword(email: body.email, client: clientInfo(request, context))
             return try JSONBody.response(Accepted(), status: .accepted)
         }
-        group.post("password/reset") { request, _ in
+        group.post("password/reset") { request, context in
             let body = try await JSONBody.decode(ResetBody.self, from: request)
-            try await service.resetPassword(token: body.token, new: body.newPassword)
+            try await service.resetPassword(token: body.token, new: body.newPassword, client: clientInfo(request, context))
             return Response(status: .noContent)
         }
 
-        group.post("mfa/enroll") { request, _ in
-            let enrollment = try await service.enrollMFA(try await authenticate(request))
+        group.post("mfa/enroll") { request, context in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(PasswordBody.self, from: request)
+            let enrollment = try await service.enrollMFA(password: body.password, claims, client: clientInfo(request, context))
             return try JSONBody.response(EnrollmentResponse(secret: enrollment.secret, otpauthURI: enrollment.otpauthURI))
         }
-        group.post("mfa/confirm") { request, _ in
+        group.post("mfa/confirm") { request, context in
             let claims = try await authenticate(request)
-            let body = try await JSONBody.decode(CodeBody.self, from: request)
-            try await service.confirmMFA(code: body.code, claims)
+            let body = try await JSONBody.decode(CodePasswordBody.self, from: request)
+            let codes = try await service.confirmMFA(code: body.code, password: body.password, claims, client: clientInfo(request, context))
+            return try JSONBody.response(RecoveryCodesResponse(recoveryCodes: codes))
+        }
+        group.post("mfa/disable") { request, context in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(CodePasswordBody.self, from: request)
+            try await service.disableMFA(code: body.code, password: body.password, claims, client: clientInfo(request, context))
             return Response(status: .noContent)
         }
-        group.post("mfa/disable") { request, _ in
+        group.post("mfa/recovery-codes") { request, context in
             let claims = try await authenticate(request)
-            let body = try await JSONBody.decode(CodeBody.self, from: request)
-            try await service.disableMFA(code: body.code, claims)
-            return Response(status: .noContent)
+            let body = try await JSONBody.decode(PasswordBody.self, from: request)
+            let codes = try await service.regenerateRecoveryCodes(password: body.password, claims, client: clientInfo(request, context))
+            return try JSONBody.response(RecoveryCodesResponse(recoveryCodes: codes))
         }
         group.post("mfa/verify") { request, context in
             let body = try await JSONBody.decode(MFAVerifyBody.self, from: request)
@@ -159,6 +173,12 @@ struct OAuth2CredentialBody: Decodable {
 
 struct Accepted: Encodable {
     var status = "accepted"
+}
+
+/// Shown once: only hashes are stored.
+struct RecoveryCodesResponse: Encodable {
+    var recoveryCodes: [String]
+    enum CodingKeys: String, CodingKey { case recoveryCodes = "recovery_codes" }
 }
 
 struct EnrollmentResponse: Encodable {

@@ -68,8 +68,9 @@ struct AuthController: Sendable {
 
     func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
         ClientInfo(
-            device: device.map { String($0.prefix(200)) },
-            userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
+            // Bounded in UTF-8 bytes: one character can be thousands of bytes of combining marks.
+            device: device.map { $0.truncatedToUTF8(200) },
+            userAgent: request.headers[.userAgent].map { $0.truncatedToUTF8(512) },
             ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
         )
     }

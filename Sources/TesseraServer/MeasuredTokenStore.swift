@@ -48,6 +48,9 @@ struct MeasuredTokenStore: TokenStore {
     func putOneTimeToken(_ token: OneTimeToken) async throws {
         try await measure("put_one_time_token") { try await base.putOneTimeToken(token) }
     }
+    func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        try await measure("restore_one_time_token") { try await base.restoreOneTimeToken(token) }
+    }
     func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
         try await measure("consume_one_time_token") { try await base.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }
     }

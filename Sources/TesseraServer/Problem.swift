@@ -35,7 +35,7 @@ public struct APIError: Error, Sendable {
             self.init(.unauthorized, code: error.code, detail: error.detail, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused, .invalidMFAToken, .invalidMFACode:
             self.init(.unauthorized, code: error.code, detail: error.detail)
-        case .sessionNotFound, .credentialNotFound:
+        case .sessionNotFound, .credentialNotFound, .userNotFound:
             self.init(.notFound, code: error.code, detail: error.detail)
         case .invalidResetToken:
             self.init(.badRequest, code: error.code, detail: error.detail)

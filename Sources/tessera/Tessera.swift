@@ -101,8 +101,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory for password-reset messages, one JSON file each. [env: TESSERA_OUTBOX_DIR] (default: outbox beside the database)")
     var outboxDir: String?
 
-    @Option(help: "POST password-reset messages as JSON to this http(s) URL instead of the outbox. [env: TESSERA_NOTIFY_WEBHOOK]")
+    @Option(help: "POST account messages (reset tokens, MFA notices) as JSON to this http(s) URL instead of the outbox. [env: TESSERA_NOTIFY_WEBHOOK]")
     var notifyWebhook: String?
+
+    @Option(help: "With --notify-webhook: directory where messages wait until delivered, kept across restarts. [env: TESSERA_NOTIFY_SPOOL_DIR] (default: notify-spool beside the database)")
+    var notifySpoolDir: String?
 
     @Option(help: "AES-256-GCM key for TOTP secrets and session credentials, created with mode 0600 on first start. [env: TESSERA_ENCRYPTION_KEY_FILE] (default: tessera-encryption.key beside the database)")
     var encryptionKeyFile: String?
@@ -126,10 +129,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Refreshes per account. [env: TESSERA_RATE_LIMIT_REFRESH_ACCOUNT] (default: 60/60)")
     var rateLimitRefreshAccount: String?
 
-    @Option(help: "Consecutive failed logins that lock an account; 0 turns locking off. [env: TESSERA_LOCKOUT_THRESHOLD] (default: 10)")
+    @Option(help: "Consecutive failed logins from one client (IP) that lock that client out of an account; 0 turns locking off. [env: TESSERA_LOCKOUT_THRESHOLD] (default: 10)")
     var lockoutThreshold: Int?
 
-    @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
+    @Option(help: "How long a locked client stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
     @Option(help: "Proxies whose X-Forwarded-For / Forwarded headers name the client: IPv4/IPv6 addresses or CIDR blocks, separated by commas. [env: TESSERA_TRUSTED_PROXIES] (default: none)")
     var trustedProxies: String?
@@ -140,6 +143,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An OAuth2 credential's access token is refreshed when it is valid for less than this, in seconds. [env: TESSERA_UPSTREAM_MIN_VALIDITY] (default: 60)")
     var upstreamMinValidity: Double?
 
+
+    @Option(help: "Failed logins for an account from all clients before each further attempt must wait (1 s, doubling); 0 turns it off. [env: TESSERA_LOGIN_SLOWDOWN_THRESHOLD] (default: 20)")
+    var loginSlowdownThreshold: Int?
+
+    @Option(help: "Longest wait between login attempts of a slowed-down account, in seconds. [env: TESSERA_LOGIN_SLOWDOWN_MAX_DELAY] (default: 300)")
+    var loginSlowdownMaxDelay: Double?
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -237,6 +246,7 @@ private struct Settings {
         }
         configuration.outboxDirectory = flags.outboxDir ?? environment["TESSERA_OUTBOX_DIR"]
         configuration.notifyWebhook = flags.notifyWebhook ?? environment["TESSERA_NOTIFY_WEBHOOK"]
+        configuration.notifySpoolDirectory = flags.notifySpoolDir ?? environment["TESSERA_NOTIFY_SPOOL_DIR"]
         configuration.encryptionKeyFile = flags.encryptionKeyFile ?? environment["TESSERA_ENCRYPTION_KEY_FILE"]
         var limits = configuration.rateLimits
         let settings: [(RateLimitedAction, perAccount: Bool, String?, String)] = [
@@ -259,6 +269,11 @@ private struct Settings {
         limits.lockoutDuration = try value(flags.lockoutDuration, "TESSERA_LOCKOUT_DURATION", limits.lockoutDuration)
         guard limits.lockoutThreshold >= 0, limits.lockoutDuration >= 1 else {
             throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
+        }
+        limits.slowdownThreshold = try value(flags.loginSlowdownThreshold, "TESSERA_LOGIN_SLOWDOWN_THRESHOLD", limits.slowdownThreshold)
+        limits.slowdownMaxDelay = try value(flags.loginSlowdownMaxDelay, "TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", limits.slowdownMaxDelay)
+        guard limits.slowdownThreshold >= 0, limits.slowdownMaxDelay >= 1, limits.slowdownMaxDelay <= limits.slowdownWindow else {
+            throw ConfigurationError("login slow-down threshold must not be negative and its maximum delay must be 1 to 86400 seconds")
         }
         configuration.rateLimits = limits
         if let text = flags.trustedProxies ?? environment["TESSERA_TRUSTED_PROXIES"] {

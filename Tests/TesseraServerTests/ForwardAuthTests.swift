@@ -56,10 +56,11 @@ struct ForwardAuthTests {
             }
             try await expectRefused(nil, "invalid_token")
             try await expectRefused("not-a-token", "invalid_token")
-            // One signature character changed (never a no-op, unlike rewriting the last ones).
-            var forged = Array(token)
-            forged[forged.count - 10] = forged[forged.count - 10] == "A" ? "B" : "A"
-            try await expectRefused(String(forged), "invalid_token")
+            // A signature byte changed in the middle (replacing the last two characters with "AA"
+            // leaves the token unchanged whenever its last byte is already 0: 1 run in 256).
+            var forged = Array(token.utf8)
+            forged[forged.count - 20] = forged[forged.count - 20] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            try await expectRefused(String(decoding: forged, as: UTF8.self), "invalid_token")
 
             // The same token the moment its session is logged out.
             #expect(try await client.call(.get, "/v1/authz/check", bearer: token).status == .ok)
@@ -76,10 +77,10 @@ struct ForwardAuthTests {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
             let token = try #require(try await client.register()["access_token"])
-            let enrolled = try await client.call(.post, "/v1/auth/mfa/enroll", bearer: token)
+            let enrolled = try await client.post("/v1/auth/mfa/enroll", ["password": "correct horse"], bearer: token)
             let secret = try #require(enrolled["secret"])
             let code = TestTOTP.code(secret: secret, at: tessera.clock.now())
-            #expect(try await client.post("/v1/auth/mfa/confirm", ["code": code], bearer: token).status == .noContent)
+            #expect(try await client.post("/v1/auth/mfa/confirm", ["code": code, "password": "correct horse"], bearer: token).status == .ok)
             let reply = try await client.call(.get, "/v1/authz/check", bearer: token)
             #expect(reply.headers[HTTPField.Name("X-Tessera-MFA")!] == "true")
         }
