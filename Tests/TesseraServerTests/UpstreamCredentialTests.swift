@@ -68,7 +68,11 @@ struct UpstreamCredentialTests {
                     var instances: [AuthService] = []
                     var clients: [RedisClient] = []
                     for _ in 0..<2 {
-                        let redisClient = try RedisClient(url: redis.url)
+                        // Patient pools: the whole suite runs in parallel on few cores.
+                        var configuration = try RedisConfiguration(url: redis.url)
+                        configuration.acquireTimeout = .seconds(60)
+                        configuration.commandTimeout = .seconds(30)
+                        let redisClient = RedisClient(configuration: configuration)
                         clients.append(redisClient)
                         var security = AccountSecurity.local(secrets: secrets, outbox: NSTemporaryDirectory(), rateLimits: .unlimited, clock: clock)
                         security.upstream = UpstreamCredentials(allowedEndpoints: [endpoint], client: upstream)
@@ -96,7 +100,10 @@ struct UpstreamCredentialTests {
                             }
                             #expect(fake.calls == 1)
                             #expect(replies.count == 50)
-                            #expect(replies.allSatisfy { $0.status == .ok && $0["access_token"] == "at-1" })
+                            #expect(
+                                replies.allSatisfy { $0.status == .ok && $0["access_token"] == "at-1" },
+                                "\(replies.filter { $0.status != .ok }.map { "\($0.status.code) \($0.code ?? "")" })"
+                            )
                             #expect(replies.allSatisfy { $0.json["expires_in"] as? Int == 3600 && $0["token_type"] == "Bearer" })
                             #expect(fake.presented == ["rt-0"])
                             #expect(fake.state.withLock { $0.lastAuthorization } == "Basic " + Data("tessera-app:s3cret".utf8).base64EncodedString())
@@ -127,7 +134,7 @@ struct UpstreamCredentialTests {
                     let origin = String(endpoint.dropLast("token".count))
                     let arguments = [
                         "--database-url", "sqlite:\(directory.path)/users.db", "--token-store", "redis", "--redis-url", redis.url,
-                        "--upstream-token-endpoints", origin,
+                        "--upstream-token-endpoints", origin, "--redis-timeout", "10",
                     ]
                     // A first, so that B loads the key files A created beside the database.
                     let a = try await TesseraProcess.start(arguments)
