@@ -19,7 +19,8 @@ struct AdminController: Sendable {
 
     /// Compared as SHA-256 digests in constant time: neither length nor prefix leaks.
     private func authorize(_ request: Request) throws {
-        let presented = request.bearerToken ?? ""
+        // The header only: a browser cookie never carries the admin key.
+        let presented = request.headers[.authorization].flatMap { AccessCredential.bearerToken($0.utf8) } ?? ""
         let expected = SHA256.hash(data: Data(adminKey.utf8))
         guard SHA256.hash(data: Data(presented.utf8)) == expected else {
             throw APIError(

@@ -14,11 +14,15 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
+        /// check of cookie-authenticated requests. Empty: no CORS at all.
+        public var corsOrigins: [WebOrigin]
 
-        public init(adminKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(adminKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil, corsOrigins: [WebOrigin] = []) {
             self.adminKey = adminKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.corsOrigins = corsOrigins
         }
     }
 
@@ -31,8 +35,11 @@ public enum TesseraHTTP {
                 return metrics.response()
             }
         }
+        let browser = BrowserPolicy(corsOrigins: options.corsOrigins)
+        router.add(middleware: CORSMiddleware(policy: browser))
         router.add(middleware: ProblemMiddleware())
-        AuthController(service: service).addRoutes(to: router.group("v1/auth"))
+        AuthController(service: service, browser: browser).addRoutes(to: router.group("v1/auth"))
+        ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: adminKey, sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
@@ -52,7 +59,10 @@ public enum TesseraHTTP {
         Application(
             router: router(
                 service: runtime.service,
-                options: .init(adminKey: configuration.adminKey, metrics: runtime.metrics, sweeper: runtime.sweeper)
+                options: .init(
+                    adminKey: configuration.adminKey, metrics: runtime.metrics, sweeper: runtime.sweeper,
+                    corsOrigins: configuration.corsOrigins
+                )
             ),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
             services: runtime.services,

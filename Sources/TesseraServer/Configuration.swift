@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable {
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?
     public var rateLimits = RateLimitPolicy()
+    /// Other origins whose pages may call Tessera from a browser (CORS, CSRF check).
+    public var corsOrigins: [WebOrigin] = []
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,

@@ -106,6 +106,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
+    @Option(help: "Comma-separated origins (scheme://host[:port]) whose pages may call Tessera with credentials: CORS, and the CSRF check of cookie-authenticated requests. [env: TESSERA_CORS_ORIGINS] (default: none)")
+    var corsOrigins: String?
+
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -203,8 +206,20 @@ private struct Settings {
             throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
         }
         configuration.rateLimits = limits
+        configuration.corsOrigins = try Self.origins(flags.corsOrigins ?? environment["TESSERA_CORS_ORIGINS"])
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
+    }
+
+    /// `--cors-origins`: exact origins; any entry that is not one stops start-up.
+    static func origins(_ raw: String?) throws -> [WebOrigin] {
+        guard let raw else { return [] }
+        return try raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text in
+            guard let origin = WebOrigin(configured: text) else {
+                throw ConfigurationError("cors origin '\(text)' is not an origin: use scheme://host[:port], e.g. https://app.example.com")
+            }
+            return origin
+        }
     }
 
     func logLevel(_ flag: String?) throws -> Logger.Level {

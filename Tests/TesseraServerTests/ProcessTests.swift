@@ -86,6 +86,8 @@ struct ProcessTests {
         (["serve", "--admin-key", "short"], "admin key must be at least 16 characters"),
         (["serve", "--notify-webhook", "ftp://mail.example.com/hook"], "not an http(s) URL"),
         (["serve", "--lockout-duration", "0"], "lockout duration"),
+        (["serve", "--cors-origins", "https://app.example.com,app.example.com"], "cors origin 'app.example.com' is not an origin"),
+        (["serve", "--cors-origins", "https://app.example.com/login"], "cors origin 'https://app.example.com/login' is not an origin"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
