@@ -191,9 +191,11 @@ struct OneTimeTokenCodec: Sendable {
 }
 
 final class CacheCounters: Sendable {
-    private let counts = Mutex((hits: 0, misses: 0))
+    // Atomics, not a lock: every /me and refresh counts here.
+    private let hits = Atomic<Int>(0)
+    private let misses = Atomic<Int>(0)
 
-    func hit() { counts.withLock { $0.hits += 1 } }
-    func miss() { counts.withLock { $0.misses += 1 } }
-    func snapshot() -> (hits: Int, misses: Int) { counts.withLock { $0 } }
+    func hit() { hits.add(1, ordering: .relaxed) }
+    func miss() { misses.add(1, ordering: .relaxed) }
+    func snapshot() -> (hits: Int, misses: Int) { (hits.load(ordering: .relaxed), misses.load(ordering: .relaxed)) }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import HummingbirdOTP
 
 /// What enrolment hands to the user's authenticator app.
 public struct MFAEnrollment: Sendable {
@@ -18,7 +17,7 @@ extension AuthService {
         let secret = TOTPSecret.generate()
         user.mfaSecret = try security.secrets.seal(Data(secret.utf8), context: Self.totpContext(user.id))
         try await save(user)
-        let uri = TOTP(secret: secret).createAuthenticatorURL(label: "\(security.totpIssuer):\(user.email)", issuer: security.totpIssuer)
+        let uri = TOTP(secret: secret).authenticatorURL(label: "\(security.totpIssuer):\(user.email)", issuer: security.totpIssuer)
         logger.info("mfa enrolment started", metadata: ["user_id": "\(user.id)"])
         return MFAEnrollment(secret: TOTPSecret.base32(secret), otpauthURI: uri)
     }
@@ -98,12 +97,11 @@ extension AuthService {
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let sealed = user.mfaSecret else { return false }
         let secret = String(decoding: try security.secrets.open(sealed, context: Self.totpContext(user.id)), as: UTF8.self)
         let totp = TOTP(secret: secret)
-        let now = clock.now().timeIntervalSince1970
-        let step = Int64((now / 30).rounded(.down))
+        let step = totp.step(at: Int64(clock.now().timeIntervalSince1970.rounded(.down)))
         var matched: Int64?
         // Every candidate is computed and compared in full: timing does not tell which matched.
         for candidate in (step - 1)...(step + 1) {
-            let expected = String(format: "%06d", totp.compute(date: Date(timeIntervalSince1970: Double(candidate) * 30)))
+            let expected = totp.codeString(step: candidate)
             if ConstantTime.equal(Array(expected.utf8), Array(code.utf8)) { matched = candidate }
         }
         guard let matched else { return false }
@@ -134,28 +132,14 @@ struct MFAChallengeState: Codable {
 enum TOTPSecret {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
 
-    /// 32 characters of the base32 alphabet (160 bits). HummingbirdOTP uses the string's bytes as
+    /// 32 characters of the base32 alphabet (160 bits). `TOTP` uses the string's bytes as
     /// the HMAC key; apps get those bytes base32-encoded.
     static func generate() -> String {
         String(decoding: SecureRandom.bytes(32).map { alphabet[Int($0 & 31)] }, as: UTF8.self)
     }
 
     /// RFC 4648 base32 without padding.
-    static func base32(_ text: String) -> String {
-        var output: [UInt8] = []
-        var buffer = 0
-        var bits = 0
-        for byte in text.utf8 {
-            buffer = (buffer << 8) | Int(byte)
-            bits += 8
-            while bits >= 5 {
-                output.append(alphabet[(buffer >> (bits - 5)) & 31])
-                bits -= 5
-            }
-        }
-        if bits > 0 { output.append(alphabet[(buffer << (5 - bits)) & 31]) }
-        return String(decoding: output, as: UTF8.self)
-    }
+    static func base32(_ text: String) -> String { Base32.encode(text.utf8) }
 }
 
 enum ConstantTime {

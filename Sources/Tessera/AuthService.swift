@@ -12,6 +12,10 @@ public struct TokenPolicy: Sendable {
     /// How long after a rotation the previous refresh token is answered with the current pair.
     public var refreshReuseGrace: TimeInterval = 10
     public var bcryptCost: UInt8 = 12
+    /// Password hashes that may wait for a thread; past that, 503 `overloaded` at once.
+    public var bcryptQueue: Int = 16
+    /// When set, access tokens carry this `aud` claim and only tokens naming it are accepted.
+    public var audience: String?
 
     public init() {}
 }
@@ -135,11 +139,11 @@ public struct AuthService: Sendable {
         self.users = users
         self.tokens = tokens
         self.clock = clock
-        self.accessTokens = AccessTokenCodec(keys: keys, issuer: policy.issuer)
+        self.accessTokens = AccessTokenCodec(keys: keys, issuer: policy.issuer, audience: policy.audience)
         self.security = security
         self.limiter = RateLimiter(policy: security.rateLimits, store: security.rateLimitStore)
         self.refreshTokens = RefreshTokenCodec(key: keys.refreshKey)
-        self.hasher = PasswordHasher(cost: policy.bcryptCost)
+        self.hasher = PasswordHasher(cost: policy.bcryptCost, maxQueued: policy.bcryptQueue)
         self.dispatcher = NotificationDispatcher(notifier: security.notifier, logger: logger)
         self.logger = logger
         self.decoyHash = try await hasher.hash(SecureRandom.identifier())
@@ -291,7 +295,7 @@ public struct AuthService: Sendable {
         let expiresAt = min(issuedAt + Int64(policy.accessTTL), Int64(session.absoluteExpiresAt.timeIntervalSince1970.rounded(.down)))
         let claims = AccessClaims(
             iss: policy.issuer, sub: user.id, sid: session.id, jti: SecureRandom.identifier(byteCount: 16),
-            iat: issuedAt, exp: expiresAt
+            iat: issuedAt, exp: expiresAt, aud: policy.audience
         )
         return TokenGrant(
             accessToken: try accessTokens.sign(claims),

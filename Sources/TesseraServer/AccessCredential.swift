@@ -1,4 +1,5 @@
 import HTTPTypes
+import Hummingbird
 
 /// The access token a request presents, and how: an `Authorization: Bearer` header wins,
 /// otherwise the `__Host-tessera_at` cookie. Every authenticated route (and forward-auth) reads
@@ -49,5 +50,13 @@ enum HTTPBytes {
         while let first = bytes.first, isSpace(first) { bytes.removeFirst() }
         while let last = bytes.last, isSpace(last) { bytes.removeLast() }
         return bytes
+    }
+}
+
+extension Request {
+    /// The token of an `Authorization: Bearer` header, and nothing else: the admin, service and
+    /// metrics keys are never read from a cookie.
+    var bearerToken: String? {
+        headers[.authorization].flatMap { AccessCredential.bearerToken($0.utf8) }
     }
 }

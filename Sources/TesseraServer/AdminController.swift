@@ -7,7 +7,7 @@ import Tessera
 /// `/v1/admin/*`, guarded by the configured admin key as a Bearer token.
 struct AdminController: Sendable {
     let service: AuthService
-    let adminKey: String
+    let adminKey: SharedKey
     let sweeper: ExpirySweeper?
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
@@ -17,12 +17,8 @@ struct AdminController: Sendable {
         }
     }
 
-    /// Compared as SHA-256 digests in constant time: neither length nor prefix leaks.
     private func authorize(_ request: Request) throws {
-        // The header only: a browser cookie never carries the admin key.
-        let presented = request.headers[.authorization].flatMap { AccessCredential.bearerToken($0.utf8) } ?? ""
-        let expected = SHA256.hash(data: Data(adminKey.utf8))
-        guard SHA256.hash(data: Data(presented.utf8)) == expected else {
+        guard let presented = request.bearerToken, adminKey.matches(presented) else {
             throw APIError(
                 .unauthorized, code: "invalid_admin_key", detail: "This endpoint needs the admin key as a Bearer token.",
                 headers: [.wwwAuthenticate: "Bearer realm=\"tessera-admin\""]

@@ -10,6 +10,13 @@ public enum TesseraHTTP {
     public struct Options: Sendable {
         /// Bearer key for `/v1/admin/*`; nil: those routes answer 404.
         public var adminKey: String?
+        /// Key that services beside Tessera (apps verifying tokens remotely, resource servers,
+        /// gateways) present for the service endpoints; nil: those endpoints answer 404.
+        public var serviceKey: String?
+        /// Bearer key for `/metrics`; nil: `/metrics` is open to whoever reaches the port.
+        public var metricsKey: String?
+        /// Start-up and shutdown phase for `/health/ready`; nil: ready whenever the router runs.
+        public var readiness: Readiness?
         /// nil: no `/metrics`.
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
@@ -18,8 +25,14 @@ public enum TesseraHTTP {
         /// check of cookie-authenticated requests. Empty: no CORS at all.
         public var corsOrigins: [WebOrigin]
 
-        public init(adminKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil, corsOrigins: [WebOrigin] = []) {
+        public init(
+            adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, corsOrigins: [WebOrigin] = []
+        ) {
+            self.readiness = readiness
             self.adminKey = adminKey
+            self.serviceKey = serviceKey
+            self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
             self.corsOrigins = corsOrigins
@@ -28,9 +41,22 @@ public enum TesseraHTTP {
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
+        router.add(middleware: ResponseHeadersMiddleware())
         if let metrics = options.metrics {
             router.add(middleware: MetricsMiddleware(metrics: metrics))
-            router.get("metrics") { _, _ in
+            let metricsKey = options.metricsKey.map(SharedKey.init)
+            router.get("metrics") { request, context in
+                if let metricsKey {
+                    guard let presented = request.bearerToken, metricsKey.matches(presented) else {
+                        return ProblemMiddleware<TesseraRequestContext>.problem(
+                            for: APIError(
+                                .unauthorized, code: "invalid_metrics_key", detail: "This endpoint needs the metrics key as a Bearer token.",
+                                headers: [.wwwAuthenticate: "Bearer realm=\"tessera-metrics\""]
+                            ),
+                            logger: context.logger
+                        ).response()
+                    }
+                }
                 metrics.collect(service, sweeper: options.sweeper)
                 return metrics.response()
             }
@@ -38,10 +64,11 @@ public enum TesseraHTTP {
         let browser = BrowserPolicy(corsOrigins: options.corsOrigins)
         router.add(middleware: CORSMiddleware(policy: browser))
         router.add(middleware: ProblemMiddleware())
+        router.add(middleware: UnsupportedMethodMiddleware())
         AuthController(service: service, browser: browser).addRoutes(to: router.group("v1/auth"))
         ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
-            AdminController(service: service, adminKey: adminKey, sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
+            AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())
@@ -49,35 +76,9 @@ public enum TesseraHTTP {
             return response
         }
         router.get("health") { _, _ in try await health(service.tokens) }
+        router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
+        router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
         return router
-    }
-
-    public static func application(
-        runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger,
-        onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        Application(
-            router: router(
-                service: runtime.service,
-                options: .init(
-                    adminKey: configuration.adminKey, metrics: runtime.metrics, sweeper: runtime.sweeper,
-                    corsOrigins: configuration.corsOrigins
-                )
-            ),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
-            services: runtime.services,
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.port
-                logger.notice("Tessera listening on http://\(configuration.host):\(port) (\(runtime.summary))")
-                await onListening(port)
-            },
-            logger: logger
-        )
-    }
-
-    /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
-    public static func serve(runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger) async throws {
-        try await application(runtime: runtime, configuration: configuration, logger: logger).runService()
     }
 
     /// One ping: whether the store answers and how fast (milliseconds, 3 decimals).
@@ -105,6 +106,30 @@ public enum TesseraHTTP {
         var status: String
         var mode: String
         var store: Store
+    }
+
+    struct ReadyBody: Encodable {
+        var status: String
+        var phase: String
+        var mode: String?
+    }
+
+    /// 200 while the instance can do its job: serving, and the store answers or a fallback
+    /// serves in its place. 503 before the server listens, once shutdown has begun, and while
+    /// the store is unreachable with nothing in its place.
+    static func ready(_ store: any TokenStore, phase: Readiness.Phase) async throws -> Response {
+        guard phase == .serving else {
+            return try JSONBody.response(ReadyBody(status: "not_ready", phase: phase.name), status: .serviceUnavailable)
+        }
+        let fallback = store as? FallbackTokenStore
+        let connected = await probe(store).connected
+        guard connected || fallback != nil else {
+            return try JSONBody.response(
+                ReadyBody(status: "not_ready", phase: phase.name, mode: StoreMode.primary.rawValue), status: .serviceUnavailable
+            )
+        }
+        let mode = connected ? (fallback?.mode ?? .primary) : .fallback
+        return try JSONBody.response(ReadyBody(status: "ready", phase: phase.name, mode: mode.rawValue))
     }
 
     /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves; 503 `down` when

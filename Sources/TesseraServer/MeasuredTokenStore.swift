@@ -70,3 +70,8 @@ struct MeasuredTokenStore: TokenStore {
         try await measure("purge_expired") { try await base.purgeExpired() }
     }
 }
+
+extension TesseraMetrics {
+    /// `store` with every call timed and counted; wrap the real store, inside any fallback.
+    public func measuring(_ store: any TokenStore) -> any TokenStore { MeasuredTokenStore(base: store, metrics: self) }
+}

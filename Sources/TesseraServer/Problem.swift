@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Tessera
 
 /// An RFC 9457 problem detail with Tessera's stable `code`.
@@ -86,6 +87,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as StoreError:
             logger.error("token store unavailable", metadata: ["error": "\(error)"])
             return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")
+        case is PasswordHasher.Overloaded:
+            // Every hashing slot is taken: shed load now rather than queue logins for seconds.
+            return APIError(
+                .serviceUnavailable, code: "overloaded", detail: "Too many password checks are in progress; retry shortly.",
+                headers: [.retryAfter: "1"]
+            )
+        case is HTTPParserError:
+            // A body cut short or malformed framing: the client's fault, and common enough
+            // (a dropped upload) that it is no error of ours to log loudly.
+            logger.debug("request body could not be parsed", metadata: ["error": "\(error)"])
+            return APIError(.badRequest, code: "malformed_request", detail: "The request could not be parsed.")
         case is NIOTooManyBytesError:
             return APIError(.contentTooLarge, code: "payload_too_large", detail: "The request body exceeds \(JSONBody.maxSize) bytes.")
         case let error as HTTPError:

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Tessera
+import TesseraApp
 import TesseraServer
 
 @main
@@ -65,6 +66,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "bcrypt cost factor, 4-31. [env: TESSERA_BCRYPT_COST] (default: 12)")
     var bcryptCost: Int?
 
+    @Option(help: "Password hashes that may wait for a thread; past that, logins and registrations answer 503 at once. [env: TESSERA_BCRYPT_QUEUE] (default: 16)")
+    var bcryptQueue: Int?
+
+    @Option(help: "Put this aud claim in access tokens and accept only tokens that carry it. [env: TESSERA_AUDIENCE]")
+    var audience: String?
+
+    @Option(help: "Seconds a client has to send a whole request head, from its first byte. [env: TESSERA_HEADER_TIMEOUT] (default: 10)")
+    var headerTimeout: Double?
+
+    @Option(help: "Seconds a connection with no request in progress stays open. [env: TESSERA_IDLE_TIMEOUT] (default: 60)")
+    var idleTimeout: Double?
+
+    @Option(help: "Connections served at once; more wait until one closes. [env: TESSERA_MAX_CONNECTIONS] (default: 1024)")
+    var maxConnections: Int?
+
+    @Option(help: "Bearer key for /metrics, at least 16 characters; unset leaves /metrics open. [env: TESSERA_METRICS_KEY]")
+    var metricsKey: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -72,6 +91,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Bearer key for /v1/admin/*; unset turns the admin endpoints off. [env: TESSERA_ADMIN_KEY]")
     var adminKey: String?
+
+    @Option(help: "Key that services present for the service endpoints (revocation stream, introspection), at least 16 characters; unset turns them off. [env: TESSERA_SERVICE_KEY]")
+    var serviceKey: String?
 
     @Option(help: "Directory for password-reset messages, one JSON file each. [env: TESSERA_OUTBOX_DIR] (default: outbox beside the database)")
     var outboxDir: String?
@@ -174,11 +196,32 @@ private struct Settings {
         let cost = try value(flags.bcryptCost, "TESSERA_BCRYPT_COST", Int(policy.bcryptCost))
         guard (4...31).contains(cost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
         policy.bcryptCost = UInt8(cost)
+        policy.bcryptQueue = try value(flags.bcryptQueue, "TESSERA_BCRYPT_QUEUE", policy.bcryptQueue)
+        guard policy.bcryptQueue >= 0 else { throw ConfigurationError("bcrypt queue must not be negative") }
+        policy.audience = flags.audience ?? environment["TESSERA_AUDIENCE"]
+        if let audience = policy.audience, audience.isEmpty { throw ConfigurationError("the audience must not be empty") }
         configuration.policy = policy
 
         configuration.adminKey = flags.adminKey ?? environment["TESSERA_ADMIN_KEY"]
         if let key = configuration.adminKey, key.utf8.count < 16 {
             throw ConfigurationError("the admin key must be at least 16 characters")
+        }
+        configuration.metricsKey = flags.metricsKey ?? environment["TESSERA_METRICS_KEY"]
+        if let key = configuration.metricsKey, key.utf8.count < 16 {
+            throw ConfigurationError("the metrics key must be at least 16 characters")
+        }
+        var connections = configuration.connections
+        let headerTimeout = try value(flags.headerTimeout, "TESSERA_HEADER_TIMEOUT", 10.0)
+        let idleTimeout = try value(flags.idleTimeout, "TESSERA_IDLE_TIMEOUT", 60.0)
+        guard headerTimeout > 0, idleTimeout > 0 else { throw ConfigurationError("header and idle timeouts must be positive") }
+        connections.headerTimeout = .milliseconds(Int64(headerTimeout * 1000))
+        connections.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        connections.maxConnections = try value(flags.maxConnections, "TESSERA_MAX_CONNECTIONS", connections.maxConnections)
+        guard connections.maxConnections >= 1 else { throw ConfigurationError("max connections must be at least 1") }
+        configuration.connections = connections
+        configuration.serviceKey = flags.serviceKey ?? environment["TESSERA_SERVICE_KEY"]
+        if let key = configuration.serviceKey, key.utf8.count < 16 {
+            throw ConfigurationError("the service key must be at least 16 characters")
         }
         configuration.outboxDirectory = flags.outboxDir ?? environment["TESSERA_OUTBOX_DIR"]
         configuration.notifyWebhook = flags.notifyWebhook ?? environment["TESSERA_NOTIFY_WEBHOOK"]

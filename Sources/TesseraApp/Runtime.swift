@@ -6,6 +6,7 @@ import TesseraPostgres
 import TesseraRESP
 import TesseraRedis
 import TesseraSQLite
+import TesseraServer
 
 /// The wired-up service: one store instance of each kind, one key set, one clock. Built once
 /// per process and injected everywhere; nothing here is a global.
@@ -62,16 +63,16 @@ public struct TesseraRuntime: Sendable {
         switch tokenKind {
         case .sqlite:
             if let sqlite {
-                tokens = MeasuredTokenStore(base: sqlite.tokenStore(clock: clock), metrics: metrics)
+                tokens = metrics.measuring(sqlite.tokenStore(clock: clock))
                 tokenDescription = "sqlite"
             } else {
                 // Users live elsewhere (PostgreSQL, memory): tokens get a SQLite file of their own.
                 let path = configuration.tokenDatabasePath
-                tokens = MeasuredTokenStore(base: try SQLiteDatabase(path: path).tokenStore(clock: clock), metrics: metrics)
+                tokens = metrics.measuring(try SQLiteDatabase(path: path).tokenStore(clock: clock))
                 tokenDescription = "sqlite \(path)"
             }
         case .memory:
-            tokens = MeasuredTokenStore(base: MemoryTokenStore(clock: clock), metrics: metrics)
+            tokens = metrics.measuring(MemoryTokenStore(clock: clock))
             tokenDescription = "memory"
         case .redis:
             let fallbackPolicy = try RedisFallbackPolicy(configuration.redisFallback)
@@ -106,13 +107,13 @@ public struct TesseraRuntime: Sendable {
             tokenDescription = "redis \(redis)" + (revocations == nil ? "" : ", local revocations")
             switch fallbackPolicy {
             case .none:
-                tokens = MeasuredTokenStore(base: store, metrics: metrics)
+                tokens = metrics.measuring(store)
                 rateLimitStore = sharedLimits
                 tokenDescription += ", fallback none"
             case .memory:
                 rateLimitStore = FailoverRateLimitStore(primary: sharedLimits, local: localLimits)
                 let fallback = FallbackTokenStore(
-                    primary: MeasuredTokenStore(base: store, metrics: metrics), fallback: MemoryTokenStore(clock: clock), clock: clock,
+                    primary: metrics.measuring(store), fallback: MemoryTokenStore(clock: clock), clock: clock,
                     logger: logger
                 )
                 services.append(fallback)

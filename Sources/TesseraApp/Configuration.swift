@@ -1,5 +1,6 @@
 import Foundation
 import Tessera
+import TesseraServer
 
 /// Everything `tessera serve` can be told, with the documented defaults.
 public struct ServerConfiguration: Sendable {
@@ -24,6 +25,12 @@ public struct ServerConfiguration: Sendable {
     public var sweepInterval: Duration = .seconds(60)
     /// Bearer key for `/v1/admin/*`; nil turns the admin endpoints off (404).
     public var adminKey: String?
+    /// Bearer key for `/metrics`; nil: open to whoever reaches the port.
+    public var metricsKey: String?
+    /// Header and idle timeouts, connection cap.
+    public var connections = ConnectionLimits()
+    /// Key for the service endpoints (remote verification, introspection); nil: off (404).
+    public var serviceKey: String?
     /// Where password-reset messages are written. nil: `outbox` beside the SQLite database (or
     /// in the working directory).
     public var outboxDirectory: String?
@@ -118,6 +125,8 @@ extension TokenPolicy {
         guard sessionMaxAge >= 1 else { throw ConfigurationError("session max age must be at least 1 second") }
         guard refreshReuseGrace >= 0 else { throw ConfigurationError("refresh reuse grace must not be negative") }
         guard (4...31).contains(bcryptCost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
+        guard bcryptQueue >= 0 else { throw ConfigurationError("bcrypt queue must not be negative") }
+        if let audience, audience.isEmpty { throw ConfigurationError("the audience must not be empty") }
         return self
     }
 }
