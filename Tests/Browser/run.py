@@ -56,12 +56,12 @@ def page_server():
 class Tessera:
     """`tessera serve` on a free loopback port, on memory stores; ended by its PID."""
 
-    def __init__(self, binary, cors_origin):
+    def __init__(self, binary, cors_origin, extra=()):
         arguments = [
             binary, "serve", "--port", "0", "--database-url", "memory:", "--token-store", "memory",
             "--bcrypt-cost", "4", "--access-ttl", str(ACCESS_TTL), "--cors-origins", cors_origin, "--log-level", "notice",
             # The tests sign up many users from one IP; refresh limits stay at their defaults.
-            "--rate-limit-register", "off", "--rate-limit-login", "off", "--rate-limit-login-account", "off",
+            "--rate-limit-register", "off", "--rate-limit-login", "off", "--rate-limit-login-account", "off", *extra,
         ]
         self.process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.log = []
@@ -144,8 +144,8 @@ def wait_until(predicate, timeout, message):
 
 
 class Context:
-    def __init__(self, tessera, app, evil):
-        self.tessera, self.app, self.evil = tessera, app, evil
+    def __init__(self, tessera, app, evil, binary):
+        self.tessera, self.app, self.evil, self.binary = tessera, app, evil, binary
 
     def open_app(self, driver, transport="cookie", new_tab=False):
         if new_tab:
@@ -380,6 +380,45 @@ def test_an_expired_token_is_refreshed_once_and_the_request_retried(context, dri
     check(not driver.execute_script("return window.events.some((e) => e.type === 'signed_out')"), "signed out")
 
 
+def test_a_lost_connection_is_retried_and_the_user_stays_signed_in(context, driver):
+    """Offline (CDP) across a refresh time: the refresh fails, is retried, and succeeds once back online."""
+    context.open_app(driver)
+    context.sign_up(driver)
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    went_offline = int(time.time() * 1000)
+    time.sleep(ACCESS_TTL)  # the refresh was due in this window; the token expires in it
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    wait_until(lambda: driver.execute_script("return window.events.some((e) => e.type === 'refreshed' && e.at > arguments[0])", went_offline),
+               8, "no refresh after the connection came back")
+    check(not driver.execute_script("return window.events.some((e) => e.type === 'signed_out')"), "signed out by a network error")
+    check(run_js(driver, "return (await auth.fetch('/v1/auth/me')).status") == 200, "auth.fetch failed after reconnecting")
+
+
+def test_a_429_is_retried_no_earlier_than_retry_after(context, driver):
+    """A Tessera allowing one refresh per account per 20 s: the second refresh is refused with Retry-After."""
+    limited = Tessera(context.binary, cors_origin=context.app, extra=["--rate-limit-refresh-account", "1/20"])
+    try:
+        driver.get(f"{context.app}/app.html?base={limited.url}&transport=cookie")
+        wait_until(lambda: driver.execute_script("return window.ready === true"), 20, "the app page did not load the client")
+        context.sign_up(driver)
+        refused = lambda: limited.metric("tessera_http_requests_total", route=".*refresh", status="429")
+        wait_until(lambda: refused() >= 1, 15, "the refresh limit was never reached")
+        first_refusal = time.monotonic()
+        # The answer said Retry-After of up to 20 s: no other attempt until then, and the user stays signed in.
+        while time.monotonic() - first_refusal < 10:
+            check(refused() == 1, f"{refused()} refusals: the client retried before Retry-After")
+            time.sleep(0.5)
+        check(not driver.execute_script("return window.events.some((e) => e.type === 'signed_out')"), "signed out by a 429")
+        check(driver.execute_script("return auth.user?.email") is not None, "auth.user is null after a 429")
+        wait_until(lambda: driver.execute_script("return window.events.filter((e) => e.type === 'refreshed').length >= 2"), 20,
+                   "no refresh once Retry-After had passed")
+        check(refused() <= 2, f"{refused()} refusals")
+    finally:
+        limited.stop()
+
+
 TESTS = [
     test_four_tabs_refresh_once_per_interval,
     test_logout_reaches_the_other_tabs_within_a_second,
@@ -389,6 +428,8 @@ TESTS = [
     test_bearer_mode_tabs_share_one_refresh,
     test_a_final_refusal_signs_every_tab_out_once_and_stops_refreshing,
     test_an_expired_token_is_refreshed_once_and_the_request_retried,
+    test_a_lost_connection_is_retried_and_the_user_stays_signed_in,
+    test_a_429_is_retried_no_earlier_than_retry_after,
 ]
 
 
@@ -406,7 +447,7 @@ def main():
     app_server, app = page_server()
     evil_server, evil = page_server()
     tessera = Tessera(options.binary, cors_origin=app)
-    context = Context(tessera, app, evil)
+    context = Context(tessera, app, evil, options.binary)
     passed = failed = 0
 
     def alarm(*_):
