@@ -94,6 +94,8 @@ struct ProcessTests {
         (["serve", "--upstream-token-endpoints", "idp.example.com/token"], "is not an http(s) URL"),
         (["serve", "--upstream-min-validity=-1"], "upstream min validity"),
         (["serve", "--login-slowdown-max-delay", "0"], "login slow-down"),
+        (["serve", "--cors-origins", "https://app.example.com,app.example.com"], "cors origin 'app.example.com' is not an origin"),
+        (["serve", "--cors-origins", "https://app.example.com/login"], "cors origin 'https://app.example.com/login' is not an origin"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
