@@ -30,6 +30,9 @@ extension AuthController {
             )
         } catch let error as AuthError where APIError(error).status == .unauthorized {
             return APIError(error).response()
+        } catch let error as APIError where (400..<500).contains(error.status.code) {
+            // Refusals the client caused (a cookie request from a foreign origin: 403 csrf_failed).
+            return error.response()
         } catch let error as StoreError {
             return ProblemMiddleware<TesseraRequestContext>.problem(for: error, logger: logger).response()
         } catch {

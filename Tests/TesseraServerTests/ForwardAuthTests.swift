@@ -86,6 +86,28 @@ struct ForwardAuthTests {
         }
     }
 
+    @Test func theAccessCookieIsAcceptedAndAForeignOriginIsRefusedWith403() async throws {
+        var tessera = try await TestTessera.make()
+        tessera.options.corsOrigins = [WebOrigin(configured: "https://app.example.com")!]
+        try await tessera.test { client in
+            let (grant, cookies) = try await client.registerWithCookies("cookies@example.com")
+            let user = try #require(grant.json["user"] as? [String: Any])
+            let cookie: HTTPFields = [.cookie: "__Host-tessera_at=\(try #require(cookies.access))"]
+            let reply = try await client.raw(.get, "/v1/authz/check", headers: cookie)
+            #expect(reply.status == .ok)
+            #expect(reply.headers[HTTPField.Name("X-Tessera-User-Id")!] == user["id"] as? String)
+            // The CSRF rule of cookie-authenticated requests holds here too: a client-caused 403, not a 503.
+            var foreign = cookie
+            foreign[.origin] = "https://evil.example.net"
+            let refused = try await client.raw(.post, "/v1/authz/check", headers: foreign)
+            #expect(refused.status == .forbidden)
+            #expect(refused.code == "csrf_failed")
+            var allowed = cookie
+            allowed[.origin] = "https://app.example.com"
+            #expect(try await client.raw(.post, "/v1/authz/check", headers: allowed).status == .ok)
+        }
+    }
+
     @Test func onlyTheCheckPathAndItsSubpathsAreForwardAuth() async throws {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
