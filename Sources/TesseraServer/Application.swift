@@ -21,13 +21,17 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
+        public var trustedProxies: TrustedProxies
+
         /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
         /// check of cookie-authenticated requests. Empty: no CORS at all.
         public var corsOrigins: [WebOrigin]
 
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
-            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, corsOrigins: [WebOrigin] = []
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none,
+            corsOrigins: [WebOrigin] = []
         ) {
             self.readiness = readiness
             self.adminKey = adminKey
@@ -35,6 +39,7 @@ public enum TesseraHTTP {
             self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.trustedProxies = trustedProxies
             self.corsOrigins = corsOrigins
         }
     }
@@ -65,7 +70,11 @@ public enum TesseraHTTP {
         router.add(middleware: CORSMiddleware(policy: browser))
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: UnsupportedMethodMiddleware())
-        AuthController(service: service, browser: browser).addRoutes(to: router.group("v1/auth"))
+        let auth = AuthController(service: service, browser: browser, trustedProxies: options.trustedProxies)
+        auth.addRoutes(to: router.group("v1/auth"))
+        if let serviceKey = options.serviceKey {
+            OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+        }
         ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
@@ -78,6 +87,8 @@ public enum TesseraHTTP {
         router.get("health") { _, _ in try await health(service.tokens) }
         router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
         router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
+        // Last: it then wraps only the not-found path, where /v1/authz/check lands for any method.
+        router.add(middleware: ForwardAuthMiddleware(controller: auth))
         return router
     }
 

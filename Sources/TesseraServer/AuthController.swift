@@ -7,6 +7,8 @@ import Tessera
 struct AuthController: Sendable {
     let service: AuthService
     let browser: BrowserPolicy
+    /// Whose forwarding headers name the client (`--trusted-proxies`).
+    var trustedProxies = TrustedProxies.none
 
     struct Credentials: Decodable {
         var email: String
@@ -109,9 +111,10 @@ struct AuthController: Sendable {
 
     func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
         ClientInfo(
-            device: device.map { String($0.prefix(200)) },
-            userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
-            ipAddress: context.remoteAddress?.ipAddress
+            // Bounded in UTF-8 bytes: one character can be thousands of bytes of combining marks.
+            device: device.map { $0.truncatedToUTF8(200) },
+            userAgent: request.headers[.userAgent].map { $0.truncatedToUTF8(512) },
+            ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
         )
     }
 }

@@ -11,7 +11,7 @@ enum JSONBody {
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         try requireJSONContentType(request)
         let buffer = try await request.body.collect(upTo: maxSize)
-        return try decode(type, from: Data(buffer.readableBytesView))
+        return try decodeValue(type, from: Data(buffer.readableBytesView))
     }
 
     /// nil for an empty body (whatever its type); otherwise as `decode`.
@@ -19,7 +19,7 @@ enum JSONBody {
         let buffer = try await request.body.collect(upTo: maxSize)
         guard buffer.readableBytes > 0 else { return nil }
         try requireJSONContentType(request)
-        return try decode(type, from: Data(buffer.readableBytesView))
+        return try decodeValue(type, from: Data(buffer.readableBytesView))
     }
 
     /// A cross-site HTML form can only send `application/x-www-form-urlencoded`,
@@ -37,7 +37,8 @@ enum JSONBody {
         return mediaType.count == 16 && zip(mediaType, "application/json".utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
-    private static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+    /// The same checks on a body already read.
+    static func decodeValue<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
             throw APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
         }
