@@ -23,7 +23,6 @@ public enum TesseraHTTP {
         public var sweeper: ExpirySweeper?
         /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
         public var trustedProxies: TrustedProxies
-
         /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
         /// check of cookie-authenticated requests. Empty: no CORS at all.
         public var corsOrigins: [WebOrigin]
