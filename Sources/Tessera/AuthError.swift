@@ -23,6 +23,10 @@ public enum AuthError: Error, Equatable, Sendable {
     case rateLimited(retryAfter: Int)
     /// Too many consecutive failed logins; the account accepts logins again after that many seconds.
     case accountLocked(retryAfter: Int)
+    /// The upstream provider refused the credential's refresh token; it needs replacing.
+    case upstreamRefreshFailed
+    /// The upstream token endpoint could not be reached or answered with an error.
+    case upstreamUnavailable
 
     public var code: String {
         switch self {
@@ -45,6 +49,8 @@ public enum AuthError: Error, Equatable, Sendable {
         case .credentialLimitReached: "credential_limit_reached"
         case .rateLimited: "rate_limited"
         case .accountLocked: "account_locked"
+        case .upstreamRefreshFailed: "upstream_refresh_failed"
+        case .upstreamUnavailable: "upstream_unavailable"
         }
     }
 
@@ -69,6 +75,8 @@ public enum AuthError: Error, Equatable, Sendable {
         case .credentialLimitReached(let limit): "A session carries at most \(limit) credentials."
         case .rateLimited(let seconds): "Too many requests; retry in \(seconds) s."
         case .accountLocked(let seconds): "Too many failed logins; this account is locked for \(seconds) s."
+        case .upstreamRefreshFailed: "The upstream provider refused this credential's refresh token; store a new credential."
+        case .upstreamUnavailable: "The upstream token endpoint could not refresh this credential right now; try again later."
         }
     }
 }

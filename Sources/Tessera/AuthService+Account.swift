@@ -152,7 +152,9 @@ extension AuthService {
         guard let credential = try await tokens.credential(named: name, sessionID: claims.sid, userID: claims.sub) else {
             throw AuthError.credentialNotFound
         }
-        return try security.secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
+        let plaintext = try security.secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
+        guard let oauth = OAuth2Credential.fromPlaintext(plaintext) else { return plaintext }
+        return try await upstreamAccessToken(oauth, named: name, claims)
     }
 
     public func deleteCredential(named name: String, _ claims: AccessClaims) async throws {

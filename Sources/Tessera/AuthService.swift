@@ -73,6 +73,8 @@ public struct AccountSecurity: Sendable {
     public var mfaMaxAttempts = 5
     public var userCacheTTL: TimeInterval = 3600
     public var credentialsPerSession = 16
+    /// Refreshing OAuth2 session credentials; nil: such credentials are refused.
+    public var upstream: UpstreamCredentials?
     /// The issuer shown by authenticator apps.
     public var totpIssuer = "Tessera"
     /// Told of every token operation (for metrics); must return quickly.

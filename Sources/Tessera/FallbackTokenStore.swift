@@ -206,6 +206,24 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await route({ try await $0.deleteCredential(named: name, sessionID: sessionID, userID: userID) }) { _ in throw outage() }
     }
 
+    public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
+        -> Bool
+    {
+        try await route({ try await $0.acquireCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence, ttl: ttl) }) {
+            _ in throw outage()
+        }
+    }
+
+    public func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool {
+        try await route({ try await $0.completeCredentialLease(credential, fence: fence) }) { _ in throw outage() }
+    }
+
+    public func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws {
+        try await route({ try await $0.releaseCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence) }) {
+            _ in throw outage()
+        }
+    }
+
     /// The primary's counts; during an outage, those of the local fallback store.
     public func statistics() async throws -> TokenStoreStatistics {
         try await route({ try await $0.statistics() }) { try await $0.statistics() }

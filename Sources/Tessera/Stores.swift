@@ -47,6 +47,17 @@ public protocol TokenStore: Sendable {
     /// Returns false when there was no such credential on a live session of the user.
     func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool
 
+    /// Takes a lease of `ttl` on one credential under the caller's random `fence`, so that one
+    /// caller at a time (across instances on a shared store) refreshes it upstream. False while
+    /// another fence holds an unexpired lease; a holder that dies blocks others for at most `ttl`.
+    func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
+        -> Bool
+    /// In one step: only while `fence` still holds the lease and the session is live, replaces
+    /// the credential and ends the lease. False (nothing written) when the lease was lost.
+    func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool
+    /// Ends the lease if `fence` still holds it.
+    func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws
+
     /// Live counts for the admin endpoint. May scan; not for hot paths.
     func statistics() async throws -> TokenStoreStatistics
 

@@ -43,6 +43,13 @@ public struct ServerConfiguration: Sendable {
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?
     public var rateLimits = RateLimitPolicy()
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed; none by default.
+    public var trustedProxies = TrustedProxies.none
+    /// URL prefixes OAuth2 credentials' token endpoints must match; empty: OAuth2 credentials
+    /// are refused (422).
+    public var upstreamTokenEndpoints: [String] = []
+    /// GET of an OAuth2 credential answers a token valid at least this long, in seconds.
+    public var upstreamMinValidity: Double = 60
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,

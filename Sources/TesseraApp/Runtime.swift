@@ -154,6 +154,14 @@ public struct TesseraRuntime: Sendable {
         )
         security.notificationSpool = notificationSpool(configuration, database: database)
         security.events = { metrics.record($0) }
+        if !configuration.upstreamTokenEndpoints.isEmpty {
+            guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
+            let client = HTTPUpstreamTokenClient()
+            services.append(client)
+            var upstream = UpstreamCredentials(allowedEndpoints: configuration.upstreamTokenEndpoints, client: client)
+            upstream.minValidity = configuration.upstreamMinValidity
+            security.upstream = upstream
+        }
         let service = try await AuthService(
             policy: policy, users: users, tokens: tokens, keys: keys, security: security, clock: clock, logger: logger
         )

@@ -244,13 +244,15 @@ public struct SQLiteTokenStore: TokenStore {
             try db.execute(sql: "DELETE FROM denylist WHERE expires_at <= ?", arguments: [now])
             removed += db.changesCount
             try db.execute(sql: "DELETE FROM one_time_tokens WHERE expires_at <= ?", arguments: [now])
+            removed += db.changesCount
+            try db.execute(sql: "DELETE FROM credential_leases WHERE expires_at <= ?", arguments: [now])
             return removed + db.changesCount
         }
     }
 
     // MARK: Helpers (inside a transaction)
 
-    private static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
+    static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
         let session = Self.session(from: row)
         return session.isLive(at: now) ? session : nil

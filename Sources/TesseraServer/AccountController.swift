@@ -122,10 +122,16 @@ extension AuthController {
                 throw APIError(.contentTooLarge, code: "payload_too_large", detail: "A credential is at most \(AuthService.maxCredentialSize) bytes.")
             }
             let data = Data(buffer.readableBytesView)
-            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+            guard let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
                 throw APIError(.badRequest, code: "malformed_json", detail: "The credential must be a JSON value.")
             }
-            try await service.putCredential(named: try context.parameters.require("name"), value: data, claims)
+            let name = try context.parameters.require("name")
+            if (value as? [String: Any])?["type"] as? String == "oauth2" {
+                let body = try JSONBody.decodeValue(OAuth2CredentialBody.self, from: data)
+                try await service.putOAuth2Credential(named: name, try body.credential(now: service.clock.now()), claims)
+            } else {
+                try await service.putCredential(named: name, value: data, claims)
+            }
             return Response(status: .noContent)
         }
         group.delete("session/credentials/{name}") { request, context in
@@ -133,6 +139,35 @@ extension AuthController {
             try await service.deleteCredential(named: try context.parameters.require("name"), claims)
             return Response(status: .noContent)
         }
+    }
+}
+
+/// `{"type": "oauth2", "access_token", "refresh_token", "expires_in", "token_endpoint",
+/// "client_id", "client_secret"?, "scope"?}`.
+struct OAuth2CredentialBody: Decodable {
+    var accessToken: String
+    var refreshToken: String
+    var expiresIn: Int
+    var tokenEndpoint: String
+    var clientID: String
+    var clientSecret: String?
+    var scope: String?
+    var tokenType: String?
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token", refreshToken = "refresh_token", expiresIn = "expires_in", tokenEndpoint = "token_endpoint"
+        case clientID = "client_id", clientSecret = "client_secret", scope, tokenType = "token_type"
+    }
+
+    func credential(now: Date) throws -> OAuth2Credential {
+        for (field, value) in [("access_token", accessToken), ("refresh_token", refreshToken), ("client_id", clientID)] where value.isEmpty {
+            throw APIError.invalidRequest("field '\(field)' must not be empty")
+        }
+        guard expiresIn >= 0 else { throw APIError.invalidRequest("field 'expires_in' must not be negative") }
+        return OAuth2Credential(
+            accessToken: accessToken, tokenType: tokenType ?? "Bearer", expiresAt: now.addingTimeInterval(TimeInterval(expiresIn)),
+            refreshToken: refreshToken, tokenEndpoint: tokenEndpoint, clientID: clientID, clientSecret: clientSecret, scope: scope
+        )
     }
 }
 

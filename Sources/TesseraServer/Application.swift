@@ -21,10 +21,12 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
+        public var trustedProxies: TrustedProxies
 
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
-            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none
         ) {
             self.readiness = readiness
             self.adminKey = adminKey
@@ -32,6 +34,7 @@ public enum TesseraHTTP {
             self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.trustedProxies = trustedProxies
         }
     }
 
@@ -59,7 +62,11 @@ public enum TesseraHTTP {
         }
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: UnsupportedMethodMiddleware())
-        AuthController(service: service).addRoutes(to: router.group("v1/auth"))
+        let auth = AuthController(service: service, trustedProxies: options.trustedProxies)
+        auth.addRoutes(to: router.group("v1/auth"))
+        if let serviceKey = options.serviceKey {
+            OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+        }
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
@@ -71,6 +78,8 @@ public enum TesseraHTTP {
         router.get("health") { _, _ in try await health(service.tokens) }
         router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
         router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
+        // Last: it then wraps only the not-found path, where /v1/authz/check lands for any method.
+        router.add(middleware: ForwardAuthMiddleware(controller: auth))
         return router
     }
 

@@ -6,6 +6,8 @@ import Tessera
 /// HTTP API v1. docs/API.md is the contract these routes implement.
 struct AuthController: Sendable {
     let service: AuthService
+    /// Whose forwarding headers name the client (`--trusted-proxies`).
+    var trustedProxies = TrustedProxies.none
 
     struct Credentials: Decodable {
         var email: String
@@ -69,7 +71,7 @@ struct AuthController: Sendable {
             // Bounded in UTF-8 bytes: one character can be thousands of bytes of combining marks.
             device: device.map { $0.truncatedToUTF8(200) },
             userAgent: request.headers[.userAgent].map { $0.truncatedToUTF8(512) },
-            ipAddress: context.remoteAddress?.ipAddress
+            ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
         )
     }
 }

@@ -10,7 +10,11 @@ enum JSONBody {
 
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         let buffer = try await request.body.collect(upTo: maxSize)
-        let data = Data(buffer.readableBytesView)
+        return try decodeValue(type, from: Data(buffer.readableBytesView))
+    }
+
+    /// The same checks on a body already read.
+    static func decodeValue<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
             throw APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
         }

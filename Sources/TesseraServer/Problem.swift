@@ -39,8 +39,10 @@ public struct APIError: Error, Sendable {
             self.init(.notFound, code: error.code, detail: error.detail)
         case .invalidResetToken:
             self.init(.badRequest, code: error.code, detail: error.detail)
-        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached:
+        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached, .upstreamRefreshFailed:
             self.init(.conflict, code: error.code, detail: error.detail)
+        case .upstreamUnavailable:
+            self.init(.badGateway, code: error.code, detail: error.detail)
         case .rateLimited(let seconds), .accountLocked(let seconds):
             self.init(.tooManyRequests, code: error.code, detail: error.detail, headers: [.retryAfter: String(seconds)])
         }

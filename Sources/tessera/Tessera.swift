@@ -84,6 +84,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bearer key for /metrics, at least 16 characters; unset leaves /metrics open. [env: TESSERA_METRICS_KEY]")
     var metricsKey: String?
 
+    @Option(help: "text (one line per record) or json (one JSON object per line). [env: TESSERA_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -137,6 +140,16 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Longest wait between login attempts of a slowed-down account, in seconds. [env: TESSERA_LOGIN_SLOWDOWN_MAX_DELAY] (default: 300)")
     var loginSlowdownMaxDelay: Double?
+
+    @Option(help: "Proxies whose X-Forwarded-For / Forwarded headers name the client: IPv4/IPv6 addresses or CIDR blocks, separated by commas. [env: TESSERA_TRUSTED_PROXIES] (default: none)")
+    var trustedProxies: String?
+
+    @Option(help: "URL prefixes allowed as token endpoints of OAuth2 session credentials, separated by commas; unset refuses OAuth2 credentials. [env: TESSERA_UPSTREAM_TOKEN_ENDPOINTS]")
+    var upstreamTokenEndpoints: String?
+
+    @Option(help: "An OAuth2 credential's access token is refreshed when it is valid for less than this, in seconds. [env: TESSERA_UPSTREAM_MIN_VALIDITY] (default: 60)")
+    var upstreamMinValidity: Double?
+
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -145,14 +158,17 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServerConfiguration
         let level: Logger.Level
+        let json: Bool
         do {
             var settings = Settings(environment: environment)
             configuration = try settings.configuration(self)
             level = try settings.logLevel(logLevel)
+            json = try settings.jsonLogs(logFormat)
         } catch let error as ConfigurationError {
             fail(error.description)
         }
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -261,8 +277,34 @@ private struct Settings {
             throw ConfigurationError("login slow-down threshold must not be negative and its maximum delay must be 1 to 86400 seconds")
         }
         configuration.rateLimits = limits
+        if let text = flags.trustedProxies ?? environment["TESSERA_TRUSTED_PROXIES"] {
+            do {
+                configuration.trustedProxies = try TrustedProxies(parsing: text)
+            } catch {
+                throw ConfigurationError("trusted proxies: \(error)")
+            }
+        }
+        if let text = flags.upstreamTokenEndpoints ?? environment["TESSERA_UPSTREAM_TOKEN_ENDPOINTS"] {
+            configuration.upstreamTokenEndpoints = try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.map { item in
+                    guard let prefix = UpstreamCredentials.allowedPrefix(item) else {
+                        throw ConfigurationError("upstream token endpoint '\(item)' is not an http(s) URL with a host and no query")
+                    }
+                    return prefix
+                }
+        }
+        configuration.upstreamMinValidity = try value(flags.upstreamMinValidity, "TESSERA_UPSTREAM_MIN_VALIDITY", configuration.upstreamMinValidity)
+        guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
+    }
+
+    func jsonLogs(_ flag: String?) throws -> Bool {
+        switch (flag ?? environment["TESSERA_LOG_FORMAT"] ?? "text").lowercased() {
+        case "text": return false
+        case "json": return true
+        case let other: throw ConfigurationError("unknown log format '\(other)': choose text or json")
+        }
     }
 
     func logLevel(_ flag: String?) throws -> Logger.Level {

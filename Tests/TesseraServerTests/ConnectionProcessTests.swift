@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Testing
 
 /// The HTTP hardening flags on the real binary.
@@ -48,5 +50,32 @@ import Testing
             #expect(output.contains("tessera: error:"), "\(output)")
             #expect(output.contains(message), "\(output)")
         }
+    }
+}
+
+/// `--log-format json`: every line a log shipper reads is one JSON object.
+@Suite struct JSONLogTests {
+    @Test func everyLineIsAJSONObjectWithTheFixedFields() async throws {
+        let server = try await TesseraProcess.start(
+            ["--database-url", "memory:", "--token-store", "memory", "--log-format", "json", "--log-level", "debug"]
+        )
+        try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+            _ = try await client.call(.post, "/v1/auth/login", body: jsonBody(["email": "nobody@example.com", "password": "wrong password"]))
+        }
+        await server.stop()
+        let lines = server.log.split(separator: "\n")
+        #expect(lines.count >= 2)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            for field in ["ts", "level", "label", "message"] { #expect(object[field] is String, "\(line)") }
+            #expect((object["ts"] as? String)?.hasSuffix("Z") == true)
+        }
+        #expect(lines.contains { $0.contains("\"message\":\"Tessera listening on") })
+    }
+
+    @Test func anUnknownFormatStopsStartup() async throws {
+        let (status, output) = try await TesseraProcess.run(["serve", "--database-url", "memory:", "--log-format", "xml"])
+        #expect(status != 0)
+        #expect(output.contains("tessera: error: unknown log format 'xml'"), "\(output)")
     }
 }
