@@ -50,6 +50,8 @@ public struct ServerConfiguration: Sendable {
     public var upstreamTokenEndpoints: [String] = []
     /// GET of an OAuth2 credential answers a token valid at least this long, in seconds.
     public var upstreamMinValidity: Double = 60
+    /// Other origins whose pages may call Tessera from a browser (CORS, CSRF check).
+    public var corsOrigins: [WebOrigin] = []
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,

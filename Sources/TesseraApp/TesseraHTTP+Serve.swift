@@ -16,7 +16,8 @@ extension TesseraHTTP {
                 service: runtime.service,
                 options: .init(
                     adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metricsKey: configuration.metricsKey,
-                    metrics: runtime.metrics, sweeper: runtime.sweeper, readiness: readiness, trustedProxies: configuration.trustedProxies
+                    metrics: runtime.metrics, sweeper: runtime.sweeper, readiness: readiness, trustedProxies: configuration.trustedProxies,
+                    corsOrigins: configuration.corsOrigins
                 )
             ),
             server: server(configuration.connections),

@@ -55,8 +55,10 @@ extension AuthController {
         }
         group.delete("sessions/{id}") { request, context in
             let claims = try await authenticate(request)
-            try await service.endSession(id: try context.parameters.require("id"), claims)
-            return Response(status: .noContent)
+            let id = try context.parameters.require("id")
+            try await service.endSession(id: id, claims)
+            // Ending another device's session leaves this browser signed in.
+            return id == claims.sid ? Self.sessionEnded() : Response(status: .noContent)
         }
 
         group.post("password/change") { request, context in
@@ -73,7 +75,8 @@ extension AuthController {
         group.post("password/reset") { request, context in
             let body = try await JSONBody.decode(ResetBody.self, from: request)
             try await service.resetPassword(token: body.token, new: body.newPassword, client: clientInfo(request, context))
-            return Response(status: .noContent)
+            // Every session of the user has ended, this browser's included.
+            return Self.sessionEnded()
         }
 
         group.post("mfa/enroll") { request, context in
@@ -101,9 +104,10 @@ extension AuthController {
             return try JSONBody.response(RecoveryCodesResponse(recoveryCodes: codes))
         }
         group.post("mfa/verify") { request, context in
+            let transport = try TokenTransport(request.headers)
             let body = try await JSONBody.decode(MFAVerifyBody.self, from: request)
             let grant = try await service.verifyMFA(token: body.mfaToken, code: body.code, client: clientInfo(request, context))
-            return try JSONBody.response(TokenResponse(grant))
+            return try tokenResponse(grant, transport)
         }
 
         group.get("session/credentials/{name}") { request, context in
@@ -116,6 +120,7 @@ extension AuthController {
         }
         group.put("session/credentials/{name}") { request, context in
             let claims = try await authenticate(request)
+            try JSONBody.requireJSONContentType(request)
             // Any JSON value the application chooses (typically an object with the provider's tokens).
             let buffer = try await request.body.collect(upTo: AuthService.maxCredentialSize + 1)
             guard buffer.readableBytes <= AuthService.maxCredentialSize else {

@@ -23,10 +23,14 @@ public enum TesseraHTTP {
         public var sweeper: ExpirySweeper?
         /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
         public var trustedProxies: TrustedProxies
+        /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
+        /// check of cookie-authenticated requests. Empty: no CORS at all.
+        public var corsOrigins: [WebOrigin]
 
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
-            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none,
+            corsOrigins: [WebOrigin] = []
         ) {
             self.readiness = readiness
             self.adminKey = adminKey
@@ -35,6 +39,7 @@ public enum TesseraHTTP {
             self.metrics = metrics
             self.sweeper = sweeper
             self.trustedProxies = trustedProxies
+            self.corsOrigins = corsOrigins
         }
     }
 
@@ -60,13 +65,16 @@ public enum TesseraHTTP {
                 return metrics.response()
             }
         }
+        let browser = BrowserPolicy(corsOrigins: options.corsOrigins)
+        router.add(middleware: CORSMiddleware(policy: browser))
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: UnsupportedMethodMiddleware())
-        let auth = AuthController(service: service, trustedProxies: options.trustedProxies)
+        let auth = AuthController(service: service, browser: browser, trustedProxies: options.trustedProxies)
         auth.addRoutes(to: router.group("v1/auth"))
         if let serviceKey = options.serviceKey {
             OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
         }
+        ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }

@@ -134,13 +134,6 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "How long a locked client stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
-
-    @Option(help: "Failed logins for an account from all clients before each further attempt must wait (1 s, doubling); 0 turns it off. [env: TESSERA_LOGIN_SLOWDOWN_THRESHOLD] (default: 20)")
-    var loginSlowdownThreshold: Int?
-
-    @Option(help: "Longest wait between login attempts of a slowed-down account, in seconds. [env: TESSERA_LOGIN_SLOWDOWN_MAX_DELAY] (default: 300)")
-    var loginSlowdownMaxDelay: Double?
-
     @Option(help: "Proxies whose X-Forwarded-For / Forwarded headers name the client: IPv4/IPv6 addresses or CIDR blocks, separated by commas. [env: TESSERA_TRUSTED_PROXIES] (default: none)")
     var trustedProxies: String?
 
@@ -149,6 +142,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "An OAuth2 credential's access token is refreshed when it is valid for less than this, in seconds. [env: TESSERA_UPSTREAM_MIN_VALIDITY] (default: 60)")
     var upstreamMinValidity: Double?
+
+
+    @Option(help: "Failed logins for an account from all clients before each further attempt must wait (1 s, doubling); 0 turns it off. [env: TESSERA_LOGIN_SLOWDOWN_THRESHOLD] (default: 20)")
+    var loginSlowdownThreshold: Int?
+
+    @Option(help: "Longest wait between login attempts of a slowed-down account, in seconds. [env: TESSERA_LOGIN_SLOWDOWN_MAX_DELAY] (default: 300)")
+    var loginSlowdownMaxDelay: Double?
+    @Option(help: "Comma-separated origins (scheme://host[:port]) whose pages may call Tessera with credentials: CORS, and the CSRF check of cookie-authenticated requests. [env: TESSERA_CORS_ORIGINS] (default: none)")
+    var corsOrigins: String?
 
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
@@ -295,6 +297,7 @@ private struct Settings {
         }
         configuration.upstreamMinValidity = try value(flags.upstreamMinValidity, "TESSERA_UPSTREAM_MIN_VALIDITY", configuration.upstreamMinValidity)
         guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
+        configuration.corsOrigins = try Self.origins(flags.corsOrigins ?? environment["TESSERA_CORS_ORIGINS"])
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
     }
@@ -304,6 +307,17 @@ private struct Settings {
         case "text": return false
         case "json": return true
         case let other: throw ConfigurationError("unknown log format '\(other)': choose text or json")
+        }
+    }
+
+    /// `--cors-origins`: exact origins; any entry that is not one stops start-up.
+    static func origins(_ raw: String?) throws -> [WebOrigin] {
+        guard let raw else { return [] }
+        return try raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text in
+            guard let origin = WebOrigin(configured: text) else {
+                throw ConfigurationError("cors origin '\(text)' is not an origin: use scheme://host[:port], e.g. https://app.example.com")
+            }
+            return origin
         }
     }
 

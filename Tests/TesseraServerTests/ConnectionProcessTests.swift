@@ -8,11 +8,12 @@ import Testing
     @Test func connectionsBeyondTheCapWaitUntilOneCloses() async throws {
         let server = try await TesseraProcess.start(["--database-url", "memory:", "--token-store", "memory", "--max-connections", "1"])
         defer { Task { await server.stop() } }
-        let first = try RawSocket(port: server.port, receiveTimeout: .milliseconds(700))
+        // Generous receive timeouts: on a loaded machine the first answer can take seconds.
+        let first = try RawSocket(port: server.port, receiveTimeout: .seconds(3))
         first.send("GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
         #expect(await first.receiveAll().text.hasPrefix("HTTP/1.1 200"))
         // The first connection stays open (keep-alive), so the second is not served yet.
-        let second = try RawSocket(port: server.port, receiveTimeout: .milliseconds(700))
+        let second = try RawSocket(port: server.port, receiveTimeout: .seconds(3))
         second.send("GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(await second.receiveAll().text.isEmpty)
         first.close()

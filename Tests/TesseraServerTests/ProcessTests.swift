@@ -88,12 +88,14 @@ struct ProcessTests {
         (["serve", "--admin-key", "short"], "admin key must be at least 16 characters"),
         (["serve", "--notify-webhook", "ftp://mail.example.com/hook"], "not an http(s) URL"),
         (["serve", "--lockout-duration", "0"], "lockout duration"),
-        (["serve", "--login-slowdown-max-delay", "0"], "login slow-down"),
         (["serve", "--trusted-proxies", "10.0.0.1/8"], "host bits set"),
         (["serve", "--trusted-proxies", "10.0.0.0/33"], "bad prefix length"),
         (["serve", "--trusted-proxies", "10.0.0.0/8,localhost"], "'localhost' is not an IPv4 or IPv6 address"),
         (["serve", "--upstream-token-endpoints", "idp.example.com/token"], "is not an http(s) URL"),
         (["serve", "--upstream-min-validity=-1"], "upstream min validity"),
+        (["serve", "--login-slowdown-max-delay", "0"], "login slow-down"),
+        (["serve", "--cors-origins", "https://app.example.com,app.example.com"], "cors origin 'app.example.com' is not an origin"),
+        (["serve", "--cors-origins", "https://app.example.com/login"], "cors origin 'https://app.example.com/login' is not an origin"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
