@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
         .library(name: "TesseraApp", targets: ["TesseraApp"]),
+        .library(name: "TesseraHummingbird", targets: ["TesseraHummingbird"]),
+        .library(name: "TesseraRemote", targets: ["TesseraRemote"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
@@ -32,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Core domain: tokens, sessions, policies and the store protocols. No HTTP, no drivers.
@@ -124,6 +127,55 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Verifies Tessera tokens in another process: JWKS, pushed revocations, introspection.
+        // No HTTP server, no store driver (scripts/check-modules).
+        .target(
+            name: "TesseraRemote",
+            dependencies: [
+                "Tessera",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The authenticator middleware for Hummingbird apps. No store driver.
+        .target(
+            name: "TesseraHummingbird",
+            dependencies: [
+                "Tessera",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Runnable examples (built in CI): Tessera embedded in an app, and an app beside a remote Tessera.
+        .executableTarget(
+            name: "EmbeddedExample",
+            dependencies: [
+                "Tessera", "TesseraSQLite", "TesseraServer", "TesseraHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            ],
+            path: "Examples/EmbeddedExample",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RemoteExample",
+            dependencies: [
+                "Tessera", "TesseraRemote", "TesseraHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/RemoteExample",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
@@ -162,6 +214,18 @@ let package = Package(
                 "TesseraTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TesseraAppsTests",
+            dependencies: [
+                "Tessera", "TesseraServer", "TesseraApp", "TesseraHummingbird", "TesseraRemote", "TesseraTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

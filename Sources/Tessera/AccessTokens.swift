@@ -48,7 +48,8 @@ public struct AccessTokenCodec: Sendable {
         var kid: String?
     }
 
-    private let signingKey: KeyMaterial.SigningKey
+    /// nil for a codec that only verifies (an app checking a remote Tessera's tokens).
+    private let signingKey: KeyMaterial.SigningKey?
     private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
     public let issuer: String
     /// Tolerated clock difference for `iat` in the future.
@@ -62,7 +63,26 @@ public struct AccessTokenCodec: Sendable {
         self.issuer = issuer
     }
 
+    /// A codec that verifies with these public keys and cannot sign.
+    public init(verifyingKeys: [String: Curve25519.Signing.PublicKey], issuer: String) {
+        self.signingKey = nil
+        self.verifyingKeys = verifyingKeys
+        self.issuer = issuer
+    }
+
+    /// The Ed25519 keys of a JWKS document, by `kid`; keys of other types or curves are skipped.
+    public static func verifyingKeys(of jwks: JWKS) -> [String: Curve25519.Signing.PublicKey] {
+        var keys: [String: Curve25519.Signing.PublicKey] = [:]
+        for key in jwks.keys where key.kty == "OKP" && key.crv == "Ed25519" && key.alg == "EdDSA" {
+            if let raw = Base64URL.decode(key.x), let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) {
+                keys[key.kid] = publicKey
+            }
+        }
+        return keys
+    }
+
     public func sign(_ claims: AccessClaims) throws -> String {
+        guard let signingKey else { throw AccessTokenError.unknownKey }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let header = try encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: signingKey.id))

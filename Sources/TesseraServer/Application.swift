@@ -17,12 +17,18 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// How often the revocation stream proves it is alive; followers trust it for 3 intervals.
+        public var revocationHeartbeat: Duration = .seconds(1)
 
-        public init(adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil) {
+        public init(
+            adminKey: String? = nil, serviceKey: String? = nil, metrics: TesseraMetrics? = nil, sweeper: ExpirySweeper? = nil,
+            revocationHeartbeat: Duration = .seconds(1)
+        ) {
             self.adminKey = adminKey
             self.serviceKey = serviceKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.revocationHeartbeat = revocationHeartbeat
         }
     }
 
@@ -39,6 +45,10 @@ public enum TesseraHTTP {
         AuthController(service: service).addRoutes(to: router.group("v1/auth"))
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
+        }
+        if let serviceKey = options.serviceKey {
+            RevocationStreamController(service: service, serviceKey: SharedKey(serviceKey), heartbeat: options.revocationHeartbeat)
+                .addRoutes(to: router.group("v1/revocations"))
         }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())
