@@ -11,17 +11,65 @@ public struct AccessClaims: Sendable, Codable, Equatable {
     public var jti: String
     public var iat: Int64
     public var exp: Int64
+    /// The audience (`--audience`); absent unless configured.
+    public var aud: String?
 
-    public init(iss: String, sub: String, sid: String, jti: String, iat: Int64, exp: Int64) {
+    public init(iss: String, sub: String, sid: String, jti: String, iat: Int64, exp: Int64, aud: String? = nil) {
         self.iss = iss
         self.sub = sub
         self.sid = sid
         self.jti = jti
         self.iat = iat
         self.exp = exp
+        self.aud = aud
     }
 
     public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(exp)) }
+
+    /// The claims as JSON with sorted keys, written byte by byte: the same bytes `JSONEncoder`
+    /// with `.sortedKeys` produces (pinned by a test), without its cost on every refresh.
+    func canonicalJSON() -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(160)
+        out += Array("{".utf8)
+        if let aud {
+            out += Array("\"aud\":".utf8)
+            Self.appendString(aud, to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out += Array("\"exp\":\(exp),\"iat\":\(iat),\"iss\":".utf8)
+        Self.appendString(iss, to: &out)
+        out += Array(",\"jti\":".utf8)
+        Self.appendString(jti, to: &out)
+        out += Array(",\"sid\":".utf8)
+        Self.appendString(sid, to: &out)
+        out += Array(",\"sub\":".utf8)
+        Self.appendString(sub, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// A JSON string as Foundation's encoder escapes it: quote, backslash and slash escaped,
+    /// the usual short escapes, other control characters as `\u00XX`.
+    static func appendString(_ string: String, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "/"): out += [UInt8(ascii: "\\"), UInt8(ascii: "/")]
+            case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+            case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20: out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
 }
 
 /// Why an access token was refused. Each maps to a stable API error code.
@@ -31,6 +79,8 @@ public enum AccessTokenError: Error, Equatable, Sendable {
     case unknownKey
     case unsupportedAlgorithm
     case wrongIssuer
+    /// The codec expects an audience and the token names another one, or none.
+    case wrongAudience
     case expired
     case notYetValid
 }
@@ -50,24 +100,35 @@ public struct AccessTokenCodec: Sendable {
 
     /// nil for a codec that only verifies (an app checking a remote Tessera's tokens).
     private let signingKey: KeyMaterial.SigningKey?
+    /// The encoded header is the same for every token of a signing key: built once.
+    private let headerSegment: String
     private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
     public let issuer: String
+    /// When set, every token must carry exactly this `aud`.
+    public let audience: String?
     /// Tolerated clock difference for `iat` in the future.
     public var leeway: TimeInterval = 60
     /// Tokens this codec verified already (see `verifyCached`); shared by copies of the codec.
     public let verifiedTokens = VerifiedTokenCache()
 
-    public init(keys: KeyMaterial, issuer: String) {
+    public init(keys: KeyMaterial, issuer: String, audience: String? = nil) {
+        self.audience = audience
         self.signingKey = keys.signingKeys[0]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let header = (try? encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: keys.signingKeys[0].id))) ?? Data()
+        self.headerSegment = Base64URL.encode(header)
         self.verifyingKeys = Dictionary(keys.signingKeys.map { ($0.id, $0.privateKey.publicKey) }, uniquingKeysWith: { a, _ in a })
         self.issuer = issuer
     }
 
     /// A codec that verifies with these public keys and cannot sign.
-    public init(verifyingKeys: [String: Curve25519.Signing.PublicKey], issuer: String) {
+    public init(verifyingKeys: [String: Curve25519.Signing.PublicKey], issuer: String, audience: String? = nil) {
         self.signingKey = nil
+        self.headerSegment = ""
         self.verifyingKeys = verifyingKeys
         self.issuer = issuer
+        self.audience = audience
     }
 
     /// The Ed25519 keys of a JWKS document, by `kid`; keys of other types or curves are skipped.
@@ -83,11 +144,7 @@ public struct AccessTokenCodec: Sendable {
 
     public func sign(_ claims: AccessClaims) throws -> String {
         guard let signingKey else { throw AccessTokenError.unknownKey }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let header = try encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: signingKey.id))
-        let payload = try encoder.encode(claims)
-        let signingInput = Base64URL.encode(header) + "." + Base64URL.encode(payload)
+        let signingInput = headerSegment + "." + Base64URL.encode(claims.canonicalJSON())
         let signature = try signingKey.privateKey.signature(for: Data(signingInput.utf8))
         return signingInput + "." + Base64URL.encode(signature)
     }
@@ -108,6 +165,7 @@ public struct AccessTokenCodec: Sendable {
         guard key.isValidSignature(signature, for: signingInput) else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(AccessClaims.self, from: payloadData) else { throw .malformed }
         guard claims.iss == issuer else { throw .wrongIssuer }
+        if let audience, claims.aud != audience { throw .wrongAudience }
         let nowSeconds = now.timeIntervalSince1970
         guard TimeInterval(claims.exp) > nowSeconds else { throw .expired }
         guard TimeInterval(claims.iat) <= nowSeconds + leeway else { throw .notYetValid }

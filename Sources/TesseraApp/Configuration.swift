@@ -1,5 +1,6 @@
 import Foundation
 import Tessera
+import TesseraServer
 
 /// Everything `tessera serve` can be told, with the documented defaults.
 public struct ServerConfiguration: Sendable {
@@ -24,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     public var sweepInterval: Duration = .seconds(60)
     /// Bearer key for `/v1/admin/*`; nil turns the admin endpoints off (404).
     public var adminKey: String?
+    /// Bearer key for `/metrics`; nil: open to whoever reaches the port.
+    public var metricsKey: String?
+    /// Header and idle timeouts, connection cap.
+    public var connections = ConnectionLimits()
     /// Key for the service endpoints (remote verification, introspection); nil: off (404).
     public var serviceKey: String?
     /// Where password-reset messages are written. nil: `outbox` beside the SQLite database (or
@@ -31,10 +36,22 @@ public struct ServerConfiguration: Sendable {
     public var outboxDirectory: String?
     /// POST account messages to this URL instead of writing them to the outbox.
     public var notifyWebhook: String?
+    /// With the webhook: where messages wait until delivered (survives restarts). nil:
+    /// `notify-spool` beside the SQLite database; with other databases, in memory only.
+    public var notifySpoolDirectory: String?
     /// AES-256-GCM key for TOTP secrets and session credentials, created 0600 on first start.
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?
     public var rateLimits = RateLimitPolicy()
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed; none by default.
+    public var trustedProxies = TrustedProxies.none
+    /// URL prefixes OAuth2 credentials' token endpoints must match; empty: OAuth2 credentials
+    /// are refused (422).
+    public var upstreamTokenEndpoints: [String] = []
+    /// GET of an OAuth2 credential answers a token valid at least this long, in seconds.
+    public var upstreamMinValidity: Double = 60
+    /// Other origins whose pages may call Tessera from a browser (CORS, CSRF check).
+    public var corsOrigins: [WebOrigin] = []
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,
@@ -118,6 +135,8 @@ extension TokenPolicy {
         guard sessionMaxAge >= 1 else { throw ConfigurationError("session max age must be at least 1 second") }
         guard refreshReuseGrace >= 0 else { throw ConfigurationError("refresh reuse grace must not be negative") }
         guard (4...31).contains(bcryptCost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
+        guard bcryptQueue >= 0 else { throw ConfigurationError("bcrypt queue must not be negative") }
+        if let audience, audience.isEmpty { throw ConfigurationError("the audience must not be empty") }
         return self
     }
 }

@@ -13,6 +13,25 @@ public final class TesseraMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
     private let published = Mutex([String: Int]())
+    private let requestHandles = HandleCache<RequestLabels, RequestHandles>()
+    private let eventCounters = HandleCache<String, CoreMetrics.Counter>()
+    private let storeHandles = HandleCache<String, StoreHandles>()
+
+    struct RequestLabels: Hashable, Sendable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+
+    struct RequestHandles: Sendable {
+        var count: CoreMetrics.Counter
+        var latency: CoreMetrics.Timer
+    }
+
+    struct StoreHandles: Sendable {
+        var latency: CoreMetrics.Timer
+        var errors: CoreMetrics.Counter
+    }
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -26,24 +45,36 @@ public final class TesseraMetrics: Sendable {
     }
 
     func request(route: String, method: String, status: Int, duration: Duration) {
-        Counter(
-            label: "tessera_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
-            factory: factory
-        ).increment()
-        Timer(label: "tessera_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        let handles = requestHandles.value(for: RequestLabels(route: route, method: method, status: status)) {
+            RequestHandles(
+                count: Counter(
+                    label: "tessera_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
+                    factory: factory
+                ),
+                latency: Timer(
+                    label: "tessera_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory
+                )
+            )
+        }
+        handles.count.increment()
+        handles.latency.recordNanoseconds(duration.nanoseconds)
     }
 
     public func record(_ event: TokenEvent) {
-        Counter(label: "tessera_token_operations_total", dimensions: [("operation", event.rawValue)], factory: factory).increment()
+        eventCounters.value(for: event.rawValue) {
+            Counter(label: "tessera_token_operations_total", dimensions: [("operation", event.rawValue)], factory: factory)
+        }.increment()
     }
 
     func storeRoundTrip(_ operation: String, duration: Duration, failed: Bool) {
-        Timer(label: "tessera_store_duration_seconds", dimensions: [("operation", operation)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
-        if failed {
-            Counter(label: "tessera_store_errors_total", dimensions: [("operation", operation)], factory: factory).increment()
+        let handles = storeHandles.value(for: operation) {
+            StoreHandles(
+                latency: Timer(label: "tessera_store_duration_seconds", dimensions: [("operation", operation)], factory: factory),
+                errors: Counter(label: "tessera_store_errors_total", dimensions: [("operation", operation)], factory: factory)
+            )
         }
+        handles.latency.recordNanoseconds(duration.nanoseconds)
+        if failed { handles.errors.increment() }
     }
 
     /// Values kept elsewhere (fallback state, cache and limiter counters, sweeps) are copied in

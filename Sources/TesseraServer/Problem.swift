@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Tessera
 
 /// An RFC 9457 problem detail with Tessera's stable `code`.
@@ -34,12 +35,14 @@ public struct APIError: Error, Sendable {
             self.init(.unauthorized, code: error.code, detail: error.detail, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused, .invalidMFAToken, .invalidMFACode:
             self.init(.unauthorized, code: error.code, detail: error.detail)
-        case .sessionNotFound, .credentialNotFound:
+        case .sessionNotFound, .credentialNotFound, .userNotFound:
             self.init(.notFound, code: error.code, detail: error.detail)
         case .invalidResetToken:
             self.init(.badRequest, code: error.code, detail: error.detail)
-        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached:
+        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached, .upstreamRefreshFailed:
             self.init(.conflict, code: error.code, detail: error.detail)
+        case .upstreamUnavailable:
+            self.init(.badGateway, code: error.code, detail: error.detail)
         case .rateLimited(let seconds), .accountLocked(let seconds):
             self.init(.tooManyRequests, code: error.code, detail: error.detail, headers: [.retryAfter: String(seconds)])
         }
@@ -73,6 +76,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as StoreError:
             logger.error("token store unavailable", metadata: ["error": "\(error)"])
             return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")
+        case is PasswordHasher.Overloaded:
+            // Every hashing slot is taken: shed load now rather than queue logins for seconds.
+            return APIError(
+                .serviceUnavailable, code: "overloaded", detail: "Too many password checks are in progress; retry shortly.",
+                headers: [.retryAfter: "1"]
+            )
+        case is HTTPParserError:
+            // A body cut short or malformed framing: the client's fault, and common enough
+            // (a dropped upload) that it is no error of ours to log loudly.
+            logger.debug("request body could not be parsed", metadata: ["error": "\(error)"])
+            return APIError(.badRequest, code: "malformed_request", detail: "The request could not be parsed.")
         case is NIOTooManyBytesError:
             return APIError(.contentTooLarge, code: "payload_too_large", detail: "The request body exceeds \(JSONBody.maxSize) bytes.")
         case let error as HTTPError:
