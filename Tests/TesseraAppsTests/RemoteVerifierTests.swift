@@ -76,6 +76,24 @@ struct RemoteVerifierTests {
         }
     }
 
+    @Test func notSyncedAsksTesseraOncePerToken() async throws {
+        let tessera = try await EmbeddedTessera.make(clock: false)
+        let grant = try await tessera.register()
+        let server = Application(
+            router: TesseraHTTP.router(service: tessera.service, options: .init(serviceKey: Self.serviceKey)),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0))
+        )
+        try await server.test(.live) { client in
+            // Never run: no stream, so every answer on revocation comes from introspection.
+            let verifier = TesseraRemoteVerifier(baseURL: "http://127.0.0.1:\(try #require(client.port))", serviceKey: Self.serviceKey)
+            #expect(try await verifier.verify(token: grant.accessToken).sessionID == grant.sessionID)
+            #expect(verifier.counters.introspections == 1)
+            try await tessera.service.logout(try await tessera.service.authenticate(bearer: grant.accessToken))
+            await #expect(throws: TesseraVerificationError.revoked) { try await verifier.verify(token: grant.accessToken) }
+            #expect(verifier.counters.introspections == 2)
+        }
+    }
+
     @Test func notSyncedAndTesseraDownIsA503() async throws {
         let tessera = try await EmbeddedTessera.make(clock: false)
         let grant = try await tessera.register()
