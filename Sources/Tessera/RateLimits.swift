@@ -139,18 +139,24 @@ public struct RateLimiter: Sendable {
     /// Throws `AuthError.rateLimited` when the client IP or the account is over its budget.
     /// The account is any stable string naming it (email, user id); it is hashed into the key
     /// so that keys carry no personal data.
+    ///
+    /// The per-IP and per-account decisions are asked for at once (one script each, so each key
+    /// stays in its own Redis Cluster slot), so two limits cost one round trip, not two.
     public func check(_ action: RateLimitedAction, ip: String?, account: String?) async throws {
-        if let ip, let limit = policy.perIP[action] {
-            try await admit(action, "ip:\(Self.digest(ip))", limit)
-        }
-        if let account, let limit = policy.perAccount[action] {
-            try await admit(action, "acct:\(Self.digest(account))", limit)
-        }
+        async let byIP = decide(action, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[action])
+        async let byAccount = decide(action, account.map { "acct:\(Self.digest($0))" }, policy.perAccount[action])
+        try admit(action, try await byIP)
+        try admit(action, try await byAccount)
     }
 
-    private func admit(_ action: RateLimitedAction, _ subject: String, _ limit: RateLimit) async throws {
-        let decision = try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
-        if !decision.allowed {
+    /// nil when the limit does not apply (no subject, or no limit configured).
+    private func decide(_ action: RateLimitedAction, _ subject: String?, _ limit: RateLimit?) async throws -> RateLimitDecision? {
+        guard let subject, let limit else { return nil }
+        return try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
+    }
+
+    private func admit(_ action: RateLimitedAction, _ decision: RateLimitDecision?) throws {
+        if let decision, !decision.allowed {
             counters.rejected(action)
             throw AuthError.rateLimited(retryAfter: Self.wholeSeconds(decision.retryAfter))
         }
@@ -162,32 +168,46 @@ public struct RateLimiter: Sendable {
     /// address, which then shares one bucket): the per-IP and per-(account, IP) budgets, the
     /// lockout of this client, and the account-wide slow-down. Throws `AuthError.rateLimited`
     /// or `AuthError.accountLocked`.
+    ///
+    /// The four reads are asked for at once (one round trip); their answers are then applied in
+    /// that order, so the error a client sees is the same as if they had been asked in turn.
     public func checkLogin(account: String, ip: String?) async throws {
-        if let ip, let limit = policy.perIP[.login] {
-            try await admit(.login, "ip:\(Self.digest(ip))", limit)
-        }
-        if let limit = policy.perAccount[.login] {
-            try await admit(.login, "acct:\(Self.clientDigest(account, ip))", limit)
-        }
-        try await checkLockout(account: account, ip: ip)
-        try await checkSlowdown(account: account)
+        async let byIP = decide(.login, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[.login])
+        async let byAccount = decide(.login, "acct:\(Self.clientDigest(account, ip))", policy.perAccount[.login])
+        async let lockout = lockoutFailures(account: account, ip: ip)
+        async let slowdown = slowdownFailures(account: account)
+        try admit(.login, try await byIP)
+        try admit(.login, try await byAccount)
+        try refuseIfLocked(try await lockout)
+        try await applySlowdown(account: account, failures: try await slowdown)
     }
 
     /// Throws `AuthError.accountLocked` while this client has too many consecutive failures for
     /// the account. Other clients are not affected.
     public func checkLockout(account: String, ip: String?) async throws {
-        guard policy.lockoutThreshold > 0 else { return }
-        let (count, resetsIn) = try await store.failures(lockoutKey(account, ip))
-        if count >= policy.lockoutThreshold {
+        try refuseIfLocked(try await lockoutFailures(account: account, ip: ip))
+    }
+
+    private func lockoutFailures(account: String, ip: String?) async throws -> (count: Int, resetsIn: TimeInterval)? {
+        guard policy.lockoutThreshold > 0 else { return nil }
+        return try await store.failures(lockoutKey(account, ip))
+    }
+
+    private func refuseIfLocked(_ failures: (count: Int, resetsIn: TimeInterval)?) throws {
+        if let (count, resetsIn) = failures, count >= policy.lockoutThreshold {
             counters.count("lockout")
             throw AuthError.accountLocked(retryAfter: Self.wholeSeconds(resetsIn))
         }
     }
 
+    private func slowdownFailures(account: String) async throws -> (count: Int, resetsIn: TimeInterval)? {
+        guard policy.slowdownThreshold > 0 else { return nil }
+        return try await store.failures(slowdownKey(account))
+    }
+
     /// Past the account-wide threshold, one attempt per `slowdownDelay` after the last failure.
-    private func checkSlowdown(account: String) async throws {
-        guard policy.slowdownThreshold > 0 else { return }
-        let (count, resetsIn) = try await store.failures(slowdownKey(account))
+    private func applySlowdown(account: String, failures: (count: Int, resetsIn: TimeInterval)?) async throws {
+        guard let (count, resetsIn) = failures else { return }
         let delay = policy.slowdownDelay(afterFailures: count)
         guard delay > 0 else { return }
         // A millisecond of slack either way: the expiry is stored as seconds since 1970, whose
