@@ -30,6 +30,9 @@ extension AuthController {
             )
         } catch let error as AuthError where APIError(error).status == .unauthorized {
             return APIError(error).response()
+        } catch let error as APIError where error.code == "csrf_failed" {
+            // A cookie-authenticated unsafe request from a page of another origin: refuse it.
+            return error.response()
         } catch let error as StoreError {
             return ProblemMiddleware<TesseraRequestContext>.problem(for: error, logger: logger).response()
         } catch {

@@ -52,7 +52,7 @@ class TesseraClient {
   // This tab's view of the session: the grant version it holds, when its access token expires
   // (local clock, ms), the lifetime it was issued with, and in bearer mode the token itself.
   #signedIn = false; #version = 0; #expiresAt = 0; #lifetime = 0; #accessToken = null;
-  #nextAttemptAt = Infinity; #notBefore = 0; #timer = 0; #heartbeat = 0; #lastBeat = Date.now();
+  #nextAttemptAt = Infinity; #notBefore = 0; #failing = false; #timer = 0; #heartbeat = 0; #lastBeat = Date.now();
   #refreshing = null; #waiters = new Set(); #closed = false;
 
   /** @param {ClientOptions} options */
@@ -225,6 +225,7 @@ class TesseraClient {
       const wasSignedIn = this.#signedIn;
       const outcome = await this.#withLock(() => this.#refreshLocked(staleVersion));
       // Outside the lock from here on: listeners may take as long as they like.
+      if (outcome.kind !== "transient") this.#failing = false;
       if (outcome.kind === "ok") {
         if (outcome.changed) this.#emit(wasSignedIn ? "refreshed" : "signed_in");
         return "ok";
@@ -233,11 +234,13 @@ class TesseraClient {
         if (this.#forget()) this.#emit("signed_out", outcome.reason);
         return "final";
       }
-      if (outcome.network && attempt < NETWORK_RETRIES.length && !this.#closed) {
+      // Quick retries on the first failure only; while it lasts, one attempt every 5 s.
+      if (outcome.network && !this.#failing && attempt < NETWORK_RETRIES.length && !this.#closed) {
         await sleep(NETWORK_RETRIES[attempt]);
         continue;
       }
       // Still signed in: try again when the server allows (Retry-After) or a little later.
+      this.#failing = true;
       if (outcome.retryAfter != null) this.#notBefore = Date.now() + outcome.retryAfter;
       if (this.#signedIn || restoring) this.#schedule(Date.now() + (outcome.retryAfter ?? 5000));
       return "transient";

@@ -112,7 +112,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Logins per client IP, N/SECONDS or off. [env: TESSERA_RATE_LIMIT_LOGIN] (default: 30/60)")
     var rateLimitLogin: String?
-    @Option(help: "Logins per account (email). [env: TESSERA_RATE_LIMIT_LOGIN_ACCOUNT] (default: 10/60)")
+    @Option(help: "Logins per account (email), counted per client IP. [env: TESSERA_RATE_LIMIT_LOGIN_ACCOUNT] (default: 10/60)")
     var rateLimitLoginAccount: String?
     @Option(help: "Registrations per client IP. [env: TESSERA_RATE_LIMIT_REGISTER] (default: 20/3600)")
     var rateLimitRegister: String?

@@ -441,7 +441,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--only", help="run the tests whose name contains this")
-    parser.add_argument("--test-timeout", type=int, default=120)
+    parser.add_argument("--test-timeout", type=int, default=180)
     options = parser.parse_args()
 
     app_server, app = page_server()

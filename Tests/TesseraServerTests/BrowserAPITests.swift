@@ -278,6 +278,18 @@ struct CSRFTests {
         }
     }
 
+    @Test func forwardAuthAcceptsTheAccessCookieUnderTheSameRule() async throws {
+        try await tessera().test { client in
+            let (_, cookies) = try await client.registerWithCookies()
+            let cookie = "__Host-tessera_at=\(cookies.access!)"
+            #expect(try await client.raw(.get, "/v1/authz/check/orders", headers: [.cookie: cookie]).status == .ok)
+            #expect(try await client.raw(.post, "/v1/authz/check/orders", headers: [.cookie: cookie, .origin: allowedOrigin]).status == .ok)
+            let refused = try await client.raw(.post, "/v1/authz/check/orders", headers: [.cookie: cookie, .origin: "https://evil.example.com"])
+            #expect(refused.status == .forbidden)
+            #expect(refused.code == "csrf_failed")
+        }
+    }
+
     @Test func safeMethodsNeedNoOrigin() async throws {
         try await tessera().test { client in
             let (_, cookies) = try await client.registerWithCookies()

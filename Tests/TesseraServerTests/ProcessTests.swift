@@ -107,6 +107,19 @@ struct ProcessTests {
         }
     }
 
+    @Test(arguments: [
+        ("TESSERA_LOGIN_SLOWDOWN_THRESHOLD", "-1", "login slow-down"),
+        ("TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", "100000", "login slow-down"),
+        ("TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", "soon", "TESSERA_LOGIN_SLOWDOWN_MAX_DELAY='soon' is not a valid number"),
+    ])
+    func badLoginSlowdownSettingsStopStartup(variable: String, value: String, message: String) async throws {
+        let (status, output) = try await TesseraProcess.run(
+            ["serve", "--database-url", "memory:", "--token-store", "memory"], environment: [variable: value]
+        )
+        #expect(status != 0)
+        #expect(output.contains("tessera: error:") && output.contains(message), "\(output)")
+    }
+
     @Test func anUnreadableKeyFileStopsStartup() async throws {
         try await withTemporaryDirectory { directory in
             let keyFile = directory.appendingPathComponent("bad.key").path
