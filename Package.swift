@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
         .library(name: "TesseraApp", targets: ["TesseraApp"]),
+        .library(name: "TesseraHummingbird", targets: ["TesseraHummingbird"]),
+        .library(name: "TesseraRemote", targets: ["TesseraRemote"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
@@ -134,6 +136,55 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Verifies Tessera tokens in another process: JWKS, pushed revocations, introspection.
+        // No HTTP server, no store driver (scripts/check-modules).
+        .target(
+            name: "TesseraRemote",
+            dependencies: [
+                "Tessera",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The authenticator middleware for Hummingbird apps. No store driver.
+        .target(
+            name: "TesseraHummingbird",
+            dependencies: [
+                "Tessera",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Runnable examples (built in CI): Tessera embedded in an app, and an app beside a remote Tessera.
+        .executableTarget(
+            name: "EmbeddedExample",
+            dependencies: [
+                "Tessera", "TesseraSQLite", "TesseraServer", "TesseraHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            ],
+            path: "Examples/EmbeddedExample",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RemoteExample",
+            dependencies: [
+                "Tessera", "TesseraRemote", "TesseraHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/RemoteExample",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
@@ -173,6 +224,18 @@ let package = Package(
                 "TesseraRedis",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TesseraAppsTests",
+            dependencies: [
+                "Tessera", "TesseraServer", "TesseraApp", "TesseraHummingbird", "TesseraRemote", "TesseraTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -98,7 +98,8 @@ public struct AccessTokenCodec: Sendable {
         var kid: String?
     }
 
-    private let signingKey: KeyMaterial.SigningKey
+    /// nil for a codec that only verifies (an app checking a remote Tessera's tokens).
+    private let signingKey: KeyMaterial.SigningKey?
     /// The encoded header is the same for every token of a signing key: built once.
     private let headerSegment: String
     private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
@@ -121,7 +122,28 @@ public struct AccessTokenCodec: Sendable {
         self.issuer = issuer
     }
 
+    /// A codec that verifies with these public keys and cannot sign.
+    public init(verifyingKeys: [String: Curve25519.Signing.PublicKey], issuer: String, audience: String? = nil) {
+        self.signingKey = nil
+        self.headerSegment = ""
+        self.verifyingKeys = verifyingKeys
+        self.issuer = issuer
+        self.audience = audience
+    }
+
+    /// The Ed25519 keys of a JWKS document, by `kid`; keys of other types or curves are skipped.
+    public static func verifyingKeys(of jwks: JWKS) -> [String: Curve25519.Signing.PublicKey] {
+        var keys: [String: Curve25519.Signing.PublicKey] = [:]
+        for key in jwks.keys where key.kty == "OKP" && key.crv == "Ed25519" && key.alg == "EdDSA" {
+            if let raw = Base64URL.decode(key.x), let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) {
+                keys[key.kid] = publicKey
+            }
+        }
+        return keys
+    }
+
     public func sign(_ claims: AccessClaims) throws -> String {
+        guard let signingKey else { throw AccessTokenError.unknownKey }
         let signingInput = headerSegment + "." + Base64URL.encode(claims.canonicalJSON())
         let signature = try signingKey.privateKey.signature(for: Data(signingInput.utf8))
         return signingInput + "." + Base64URL.encode(signature)

@@ -234,6 +234,11 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await primary.ping()
     }
 
+    /// The primary's: while it is down its feed is not live (a Redis view out of sync), so
+    /// followers ask Tessera, which answers from the fallback.
+    public var revocationFeed: RevocationFeed? { primary.revocationFeed }
+    public func liveRevocations() async throws -> [Revocation] { try await primary.liveRevocations() }
+
     public func purgeExpired() async throws -> Int {
         try await fallback.purgeExpired()
     }

@@ -67,7 +67,7 @@ public final class MemoryTokenStore: TokenStore {
             case .reissue(let session):
                 return .reissued(session)
             case .revoke(let session):
-                Self.remove(session, from: &state, denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
+                self.remove(session, from: &state, denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
                 return .reused(userID: session.userID)
             case .invalid:
                 return .invalid
@@ -79,7 +79,7 @@ public final class MemoryTokenStore: TokenStore {
         let now = clock.now()
         return state.withLock { state in
             guard let session = state.liveSession(id, userID: userID, now: now) else { return false }
-            Self.remove(session, from: &state, denyUntil: now.addingTimeInterval(accessTTL))
+            self.remove(session, from: &state, denyUntil: now.addingTimeInterval(accessTTL))
             return true
         }
     }
@@ -91,21 +91,37 @@ public final class MemoryTokenStore: TokenStore {
             for id in state.sessionsByUser[userID] ?? [] where id != keeping {
                 guard let session = state.sessions[id] else { continue }
                 if session.isLive(at: now) { count += 1 }
-                Self.remove(session, from: &state, denyUntil: now.addingTimeInterval(accessTTL))
+                self.remove(session, from: &state, denyUntil: now.addingTimeInterval(accessTTL))
             }
             return count
         }
     }
 
-    private static func remove(_ session: SessionRecord, from state: inout State, denyUntil: Date) {
+    private func remove(_ session: SessionRecord, from state: inout State, denyUntil: Date) {
         state.dropSession(session)
-        let key = RevocationKey.session(session.id).storageKey
-        state.denylist[key] = max(state.denylist[key] ?? denyUntil, denyUntil)
+        deny(.session(session.id), until: denyUntil, in: &state)
+    }
+
+    /// Under the state lock, so a follower that subscribed before reading a snapshot sees the
+    /// denial in one or the other.
+    private func deny(_ key: RevocationKey, until: Date, in state: inout State) {
+        state.denylist[key.storageKey] = max(state.denylist[key.storageKey] ?? until, until)
+        feed.publish([Revocation(key, until: until)])
     }
 
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
-        state.withLock { state in
-            state.denylist[key.storageKey] = max(state.denylist[key.storageKey] ?? until, until)
+        state.withLock { state in deny(key, until: until, in: &state) }
+    }
+
+    private let feed = RevocationFeed()
+    public var revocationFeed: RevocationFeed? { feed }
+
+    public func liveRevocations() async throws -> [Revocation] {
+        let now = clock.now()
+        return state.withLock { state in
+            state.denylist.compactMap { key, until in
+                until > now ? Revocation(storageKey: key, until: until.timeIntervalSince1970) : nil
+            }
         }
     }
 

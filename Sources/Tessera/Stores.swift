@@ -65,6 +65,17 @@ public protocol TokenStore: Sendable {
     func ping() async throws
     /// Deletes expired rows; returns how many. Stores with native TTLs may return 0.
     func purgeExpired() async throws -> Int
+
+    /// Every denial as it is written, for the revocation stream; nil: this store cannot push
+    /// denials (followers must ask Tessera instead).
+    var revocationFeed: RevocationFeed? { get }
+    /// The live denylist. Read it after `revocationFeed?.follow()`, never before.
+    func liveRevocations() async throws -> [Revocation]
+}
+
+extension TokenStore {
+    public var revocationFeed: RevocationFeed? { nil }
+    public func liveRevocations() async throws -> [Revocation] { [] }
 }
 
 public enum UserStoreError: Error, Equatable {

@@ -33,6 +33,15 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         self.revocations = revocations
     }
 
+    /// Fed by the revocation channel through the view, so denials written by every instance
+    /// reach the stream; nil without a view.
+    public var revocationFeed: RevocationFeed? { revocations?.feed }
+
+    public func liveRevocations() async throws -> [Revocation] {
+        guard let revocations else { throw StoreError(backend: "redis", message: "no revocation view") }
+        return try revocations.snapshot()
+    }
+
     /// Where every revocation script publishes what it denied (see `RevocationView`).
     var revocationChannel: String { keyPrefix + "revocations" }
 

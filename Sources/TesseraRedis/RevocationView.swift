@@ -39,6 +39,9 @@ public final class RevocationView: Sendable, Service {
     private let resyncRequests: AsyncStream<Int>
     private let resyncContinuation: AsyncStream<Int>.Continuation
     private let subscriptionBox = Mutex<RedisSubscription?>(nil)
+    /// Every denial this view learns (from any instance), for the revocation stream. Live only
+    /// while the view is trusted; ended whenever the subscription is lost or renewed.
+    public let feed = RevocationFeed()
 
     private final class Shard: Sendable {
         let entries = Mutex<[String: Double]>([:])
@@ -77,6 +80,7 @@ public final class RevocationView: Sendable, Service {
             configuration: subscriptionConfiguration, channels: [self.channel], heartbeatInterval: heartbeatInterval, logger: logger
         ) { [weak self] event in self?.handle(event) }
         self.subscriptionBox.withLock { $0 = subscription }
+        self.feed.setLiveness { [weak self] in self?.isTrusted ?? false }
     }
 
     private var subscription: RedisSubscription { subscriptionBox.withLock { $0! } }
@@ -110,6 +114,20 @@ public final class RevocationView: Sendable, Service {
     /// waiting for its own message.
     public func record(key: String, until: Date) {
         self.merge(key, until.timeIntervalSince1970)
+        self.publish(key, until.timeIntervalSince1970)
+    }
+
+    /// The live denylist held by the view; throws while the view cannot vouch for it.
+    public func snapshot() throws -> [Revocation] {
+        guard self.isTrusted else {
+            throw StoreError(backend: "redis", message: "revocation view not synchronised")
+        }
+        let now = self.clock.now().timeIntervalSince1970
+        return self.shards.flatMap { shard in
+            shard.entries.withLock { entries in
+                entries.compactMap { key, until in until > now ? Revocation(storageKey: key, until: until) : nil }
+            }
+        }
     }
 
     /// Drops the subscription connection; the view falls back to Redis until it has reloaded.
@@ -160,6 +178,8 @@ public final class RevocationView: Sendable, Service {
                 state.lastProof = at
             }
             self.trustedUntil.store(0, ordering: .releasing)
+            // Messages may have been missed before this subscription: streams start again.
+            self.feed.interrupt()
             self.resyncContinuation.yield(connection)
         case .heartbeat(let connection, let sentAt):
             self.sync.withLock { state in
@@ -174,6 +194,7 @@ public final class RevocationView: Sendable, Service {
                 state.synced = false
                 self.trustedUntil.store(0, ordering: .releasing)
             }
+            self.feed.interrupt()
             self.logger.warning("revocation subscription lost; checking revocations in Redis until resynchronised")
         }
     }
@@ -251,6 +272,12 @@ public final class RevocationView: Sendable, Service {
             return
         }
         self.merge(key, until)
+        self.publish(key, until)
+    }
+
+    private func publish(_ key: String, _ until: Double) {
+        guard until > self.clock.now().timeIntervalSince1970, let revocation = Revocation(storageKey: key, until: until) else { return }
+        self.feed.publish([revocation])
     }
 
     /// Calls `handler` with the key of every cache entry another instance invalidated

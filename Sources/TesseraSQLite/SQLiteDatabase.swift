@@ -7,6 +7,8 @@ import Tessera
 public final class SQLiteDatabase: Sendable {
     let pool: DatabasePool
     public let path: String
+    /// Denials committed by this process's token stores (there is one writer process per file).
+    let revocationFeed = RevocationFeed()
 
     public init(path: String) throws {
         var configuration = Configuration()

@@ -67,7 +67,7 @@ public struct SQLiteTokenStore: TokenStore {
             case .reissue(let session):
                 return .reissued(session)
             case .revoke(let session):
-                try Self.remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
+                try remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(request.revokedAccessTTL))
                 return .reused(userID: session.userID)
             case .invalid:
                 return .invalid
@@ -81,7 +81,7 @@ public struct SQLiteTokenStore: TokenStore {
             guard let session = try Self.liveSession(db, id: id, now: now), session.userID == userID else {
                 return false
             }
-            try Self.remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(accessTTL))
+            try remove(db, sessionIDs: [session.id], denyUntil: now.addingTimeInterval(accessTTL))
             return true
         }
     }
@@ -98,14 +98,14 @@ public struct SQLiteTokenStore: TokenStore {
                 let absolute: Double = row["absolute_expires_at"]
                 return now.storedValue < min(idle, absolute)
             }
-            try Self.remove(db, sessionIDs: rows.map { $0["id"] }, denyUntil: now.addingTimeInterval(accessTTL))
+            try remove(db, sessionIDs: rows.map { $0["id"] }, denyUntil: now.addingTimeInterval(accessTTL))
             return live.count
         }
     }
 
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         try await database.write { db in
-            try Self.deny(db, key: key.storageKey, until: until)
+            try deny(db, key: key, until: until)
         }
     }
 
@@ -250,6 +250,17 @@ public struct SQLiteTokenStore: TokenStore {
         }
     }
 
+    public var revocationFeed: RevocationFeed? { database.revocationFeed }
+
+    public func liveRevocations() async throws -> [Revocation] {
+        let now = clock.now().storedValue
+        return try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, expires_at FROM denylist WHERE expires_at > ?", arguments: [now]).compactMap { row in
+                Revocation(storageKey: row["key"], until: Date(stored: row["expires_at"]).timeIntervalSince1970)
+            }
+        }
+    }
+
     // MARK: Helpers (inside a transaction)
 
     static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
@@ -258,21 +269,26 @@ public struct SQLiteTokenStore: TokenStore {
         return session.isLive(at: now) ? session : nil
     }
 
-    private static func remove(_ db: Database, sessionIDs: [String], denyUntil: Date) throws {
+    private func remove(_ db: Database, sessionIDs: [String], denyUntil: Date) throws {
         for id in sessionIDs {
             try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id])
-            try deny(db, key: RevocationKey.session(id).storageKey, until: denyUntil)
+            try deny(db, key: .session(id), until: denyUntil)
         }
     }
 
-    private static func deny(_ db: Database, key: String, until: Date) throws {
+    /// The denial reaches the revocation stream once committed: a follower that subscribed
+    /// before reading its snapshot sees it in one or the other, and never sees a rolled-back one.
+    private func deny(_ db: Database, key: RevocationKey, until: Date) throws {
         try db.execute(
             sql: """
                 INSERT INTO denylist (key, expires_at) VALUES (?, ?)
                 ON CONFLICT (key) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)
                 """,
-            arguments: [key, until.storedValue]
+            arguments: [key.storageKey, until.storedValue]
         )
+        let feed = database.revocationFeed
+        let revocation = Revocation(key, until: until)
+        db.afterNextTransaction { _ in feed.publish([revocation]) }
     }
 
     private static func session(from row: Row) -> SessionRecord {

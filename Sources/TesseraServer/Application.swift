@@ -21,6 +21,8 @@ public enum TesseraHTTP {
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// How often the revocation stream proves it is alive; followers trust it for 3 intervals.
+        public var revocationHeartbeat: Duration = .seconds(1)
         /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
         public var trustedProxies: TrustedProxies
         /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
@@ -30,7 +32,7 @@ public enum TesseraHTTP {
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
             sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none,
-            corsOrigins: [WebOrigin] = []
+            corsOrigins: [WebOrigin] = [], revocationHeartbeat: Duration = .seconds(1)
         ) {
             self.readiness = readiness
             self.adminKey = adminKey
@@ -40,6 +42,7 @@ public enum TesseraHTTP {
             self.sweeper = sweeper
             self.trustedProxies = trustedProxies
             self.corsOrigins = corsOrigins
+            self.revocationHeartbeat = revocationHeartbeat
         }
     }
 
@@ -73,6 +76,8 @@ public enum TesseraHTTP {
         auth.addRoutes(to: router.group("v1/auth"))
         if let serviceKey = options.serviceKey {
             OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+            RevocationStreamController(service: service, serviceKey: SharedKey(serviceKey), heartbeat: options.revocationHeartbeat)
+                .addRoutes(to: router.group("v1/revocations"))
         }
         ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {

@@ -85,6 +85,10 @@ struct MeasuredTokenStore: TokenStore {
     func purgeExpired() async throws -> Int {
         try await measure("purge_expired") { try await base.purgeExpired() }
     }
+    var revocationFeed: RevocationFeed? { base.revocationFeed }
+    func liveRevocations() async throws -> [Revocation] {
+        try await measure("live_revocations") { try await base.liveRevocations() }
+    }
 }
 
 extension TesseraMetrics {

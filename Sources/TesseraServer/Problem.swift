@@ -49,22 +49,9 @@ public struct APIError: Error, Sendable {
     }
 
     func response() -> Response {
-        struct Body: Encodable {
-            var type: String
-            var title: String
-            var status: Int
-            var detail: String
-            var code: String
-        }
-        let body = Body(
-            type: "urn:tessera:error:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code
-        )
+        let data = ProblemDocument(status: status.code, title: status.reasonPhrase, code: code, detail: detail).encoded()
         var headers = headers
         headers[.contentType] = "application/problem+json"
-        // Sorted keys: the same problem is the same bytes, so failures cannot be told apart by shape.
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let data = (try? encoder.encode(body)) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

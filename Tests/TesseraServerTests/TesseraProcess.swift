@@ -63,12 +63,29 @@ final class TesseraProcess: Sendable {
         return (process.terminationStatus, output.value)
     }
 
-    private static func launch(_ arguments: [String], environment: [String: String], directory: URL? = nil) throws -> (Process, Output) {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw ProcessFailure("no tessera binary at \(binary.path): run `swift build` first (scripts/test does)")
+    /// Starts another executable of this package (an example app) that prints the same
+    /// "listening on http://127.0.0.1:<port>" line, and waits for it.
+    static func startApp(_ name: String, environment: [String: String], timeout: Duration = .seconds(60)) async throws -> TesseraProcess {
+        let executable = binary.deletingLastPathComponent().appendingPathComponent(name)
+        let (process, output) = try launch([], environment: environment, executable: executable)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let port = listeningPort(in: output.value) { return TesseraProcess(process: process, port: port, output: output) }
+            if !process.isRunning { throw ProcessFailure("\(name) exited with \(process.terminationStatus):\n\(output.value)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw ProcessFailure("\(name) did not start listening within \(timeout):\n\(output.value)")
+    }
+
+    private static func launch(
+        _ arguments: [String], environment: [String: String], directory: URL? = nil, executable: URL = binary
+    ) throws -> (Process, Output) {
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ProcessFailure("no binary at \(executable.path): run `swift build` first (scripts/test does)")
         }
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TESSERA_") }
