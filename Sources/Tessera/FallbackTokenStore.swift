@@ -61,6 +61,8 @@ public final class FallbackTokenStore: TokenStore, Service {
         var cutoffs: [String: Cutoff] = [:]
         /// Fallback operations still running: the switch back waits for them.
         var inFlight = 0
+        /// The primary answers again and the journal is being written back.
+        var recovering = false
         var transitions = 0
         var replayed = 0
 
@@ -149,6 +151,7 @@ public final class FallbackTokenStore: TokenStore, Service {
         _ operation: (any TokenStore) async throws -> T,
         onFallback: (any TokenStore) async throws -> T
     ) async throws -> T {
+        if state.withLock({ $0.mode == .fallback && $0.recovering }) { await waitWhileRecovering() }
         // Counted in flight in the same step as the mode is read, so the switch back cannot
         // happen between the two and strand what this operation journals.
         let inFallback = state.withLock { state -> Bool in
@@ -165,6 +168,16 @@ public final class FallbackTokenStore: TokenStore, Service {
         }
         defer { state.withLock { $0.inFlight -= 1 } }
         return try await onFallback(fallback)
+    }
+
+    /// While the journal is written back, a new operation waits (at most 2 s) for the switch
+    /// instead of adding to the journal: under a steady load the switch would otherwise seldom
+    /// find no fallback operation in flight, and recovery would take many seconds.
+    private func waitWhileRecovering() async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while state.withLock({ $0.mode == .fallback && $0.recovering }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Switches to the fallback (if not already there) and counts the caller in flight.
@@ -339,6 +352,8 @@ public final class FallbackTokenStore: TokenStore, Service {
         guard mode == .fallback else { return true }
         do {
             try await primary.ping()
+            state.withLock { $0.recovering = true }
+            defer { state.withLock { $0.recovering = false } }
             while true {
                 let entries = state.withLock { state -> [JournalEntry]? in
                     if state.journal.isEmpty {
