@@ -16,11 +16,17 @@ public enum AuthError: Error, Equatable, Sendable {
     case invalidMFAToken
     case invalidMFACode
     case credentialNotFound
+    /// An administrator named a user id that does not exist.
+    case userNotFound
     case credentialLimitReached(Int)
     /// Too many requests from this client or for this account; retry after that many seconds.
     case rateLimited(retryAfter: Int)
     /// Too many consecutive failed logins; the account accepts logins again after that many seconds.
     case accountLocked(retryAfter: Int)
+    /// The upstream provider refused the credential's refresh token; it needs replacing.
+    case upstreamRefreshFailed
+    /// The upstream token endpoint could not be reached or answered with an error.
+    case upstreamUnavailable
 
     public var code: String {
         switch self {
@@ -39,9 +45,12 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFAToken: "invalid_mfa_token"
         case .invalidMFACode: "invalid_mfa_code"
         case .credentialNotFound: "credential_not_found"
+        case .userNotFound: "user_not_found"
         case .credentialLimitReached: "credential_limit_reached"
         case .rateLimited: "rate_limited"
         case .accountLocked: "account_locked"
+        case .upstreamRefreshFailed: "upstream_refresh_failed"
+        case .upstreamUnavailable: "upstream_unavailable"
         }
     }
 
@@ -62,9 +71,12 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFAToken: "The MFA token is unknown, expired, already used or has had too many wrong codes."
         case .invalidMFACode: "The code is not valid."
         case .credentialNotFound: "No credential of that name on this session."
+        case .userNotFound: "No user with that id."
         case .credentialLimitReached(let limit): "A session carries at most \(limit) credentials."
         case .rateLimited(let seconds): "Too many requests; retry in \(seconds) s."
         case .accountLocked(let seconds): "Too many failed logins; this account is locked for \(seconds) s."
+        case .upstreamRefreshFailed: "The upstream provider refused this credential's refresh token; store a new credential."
+        case .upstreamUnavailable: "The upstream token endpoint could not refresh this credential right now; try again later."
         }
     }
 }

@@ -68,13 +68,8 @@ extension AuthService {
     /// Changes the password and ends every other session; the caller's session stays.
     public func changePassword(current: String, new: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws {
         try Self.validatePassword(new)
-        guard var user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
-        // Guessing the current password with a stolen access token costs the login budget.
-        try await limiter.check(.login, ip: client.ipAddress, account: user.email)
-        guard try await hasher.verify(current, hash: user.passwordHash) else {
-            logger.info("password change refused", metadata: ["user_id": "\(user.id)"])
-            throw AuthError.invalidCredentials
-        }
+        // Guessing the current password with a stolen access token is a failed login.
+        var user = try await reauthenticate(current, claims, client: client)
         user.passwordHash = try await hasher.hash(new)
         try await save(user)
         let ended = try await tokens.revokeAllSessions(userID: user.id, keeping: claims.sid, accessTTL: policy.accessTTL)
@@ -82,20 +77,35 @@ extension AuthService {
         logger.info("password changed", metadata: ["user_id": "\(user.id)", "sessions_ended": "\(ended)"])
     }
 
-    /// Starts a password reset. Answers the same whether or not the email has an account; the
-    /// token goes to the notifier in the background.
+    /// Starts a password reset. Answers the same, in the same time, whether or not the email has
+    /// an account: after the rate limits, the look-up, the token write and the message happen
+    /// in the background (`BackgroundWork`, bounded).
     public func forgotPassword(email: String, client: ClientInfo = .init()) async throws {
-        let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        try await limiter.check(.forgot, ip: client.ipAddress, account: email)
-        guard let user = try await users.user(email: email) else { return }
+        try await limiter.check(.forgot, ip: client.ipAddress, account: EmailAddress.limitKey(email))
+        let service = self
+        let accepted = forgotWork.submit {
+            do {
+                try await service.issueResetToken(email: email)
+            } catch {
+                service.logger.warning("password reset request failed", metadata: ["error": "\(error)"])
+            }
+        }
+        if !accepted { logger.warning("password reset request dropped: too many in progress") }
+    }
+
+    /// Returns once the token is stored and handed to the dispatcher; nothing for unknown emails.
+    func issueResetToken(email: String) async throws {
+        guard let user = try await user(email: email) else { return }
         let now = clock.now()
         let (token, hash) = OneTimeTokenCodec.reset.make(userID: user.id)
         let expiresAt = now.addingTimeInterval(security.resetTokenTTL)
         try await tokens.putOneTimeToken(OneTimeToken(kind: OneTimeTokenCodec.reset.kind, hash: hash, userID: user.id, expiresAt: expiresAt))
+        // The older token no longer works: its outbox copy goes.
+        security.notifier.discard(kind: AccountMessage.Kind.passwordReset, userID: user.id)
         dispatcher.dispatch(
             AccountMessage(
-                id: SecureRandom.identifier(byteCount: 12), kind: "password_reset", to: user.email, userID: user.id, token: token,
-                expiresAt: expiresAt, createdAt: now
+                id: SecureRandom.identifier(byteCount: 12), kind: AccountMessage.Kind.passwordReset, to: user.email, userID: user.id,
+                token: token, expiresAt: expiresAt, createdAt: now
             )
         )
         security.events(.resetRequested)
@@ -103,18 +113,20 @@ extension AuthService {
     }
 
     /// Consumes a reset token, sets the password and ends every session of the user.
-    public func resetPassword(token: String, new: String) async throws {
+    public func resetPassword(token: String, new: String, client: ClientInfo = .init()) async throws {
         try Self.validatePassword(new)
         guard let (userID, hash) = OneTimeTokenCodec.reset.decode(token),
             try await tokens.consumeOneTimeToken(kind: OneTimeTokenCodec.reset.kind, userID: userID, hash: hash) != nil,
             var user = try await users.user(id: userID)
         else { throw AuthError.invalidResetToken }
+        security.notifier.discard(kind: AccountMessage.Kind.passwordReset, userID: user.id)
         user.passwordHash = try await hasher.hash(new)
         try await save(user)
         let ended = try await tokens.revokeAllSessions(userID: user.id, keeping: nil, accessTTL: policy.accessTTL)
         security.events(.passwordReset)
-        // Whoever reset the password proved control of the mailbox: lift a lockout.
-        try await limiter.loginSucceeded(account: user.email)
+        // Whoever reset the password proved control of the mailbox: lift the account-wide
+        // slow-down and this client's lock.
+        try await limiter.accountRecovered(account: user.email, ip: client.ipAddress)
         logger.info("password reset", metadata: ["user_id": "\(user.id)", "sessions_ended": "\(ended)"])
     }
 
@@ -140,7 +152,9 @@ extension AuthService {
         guard let credential = try await tokens.credential(named: name, sessionID: claims.sid, userID: claims.sub) else {
             throw AuthError.credentialNotFound
         }
-        return try security.secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
+        let plaintext = try security.secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
+        guard let oauth = OAuth2Credential.fromPlaintext(plaintext) else { return plaintext }
+        return try await upstreamAccessToken(oauth, named: name, claims)
     }
 
     public func deleteCredential(named name: String, _ claims: AccessClaims) async throws {
@@ -191,9 +205,11 @@ struct OneTimeTokenCodec: Sendable {
 }
 
 final class CacheCounters: Sendable {
-    private let counts = Mutex((hits: 0, misses: 0))
+    // Atomics, not a lock: every /me and refresh counts here.
+    private let hits = Atomic<Int>(0)
+    private let misses = Atomic<Int>(0)
 
-    func hit() { counts.withLock { $0.hits += 1 } }
-    func miss() { counts.withLock { $0.misses += 1 } }
-    func snapshot() -> (hits: Int, misses: Int) { counts.withLock { $0 } }
+    func hit() { hits.add(1, ordering: .relaxed) }
+    func miss() { misses.add(1, ordering: .relaxed) }
+    func snapshot() -> (hits: Int, misses: Int) { (hits.load(ordering: .relaxed), misses.load(ordering: .relaxed)) }
 }

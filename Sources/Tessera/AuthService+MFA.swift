@@ -9,42 +9,85 @@ public struct MFAEnrollment: Sendable {
 }
 
 // TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps, ±1 step of skew, no code accepted twice).
+//
+// Every change of a user's MFA needs the current password as well as the access token: a
+// stolen access token alone cannot turn MFA on (and lock the owner out) or off. Each change is
+// told to the account's email through the notifier.
 extension AuthService {
     /// Creates (or replaces) a pending TOTP secret; `confirmMFA` with a code turns MFA on.
-    public func enrollMFA(_ claims: AccessClaims) async throws -> MFAEnrollment {
-        guard var user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
-        guard !user.mfaEnabled else { throw AuthError.mfaAlreadyEnabled }
+    public func enrollMFA(password: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws -> MFAEnrollment {
+        let user = try await reauthenticate(password, claims, client: client)
+        var updated = user
+        guard !updated.mfaEnabled else { throw AuthError.mfaAlreadyEnabled }
         let secret = TOTPSecret.generate()
-        user.mfaSecret = try security.secrets.seal(Data(secret.utf8), context: Self.totpContext(user.id))
-        try await save(user)
+        updated.mfaSecret = try security.secrets.seal(Data(secret.utf8), context: Self.totpContext(user.id))
+        try await save(updated)
         let uri = TOTP(secret: secret).authenticatorURL(label: "\(security.totpIssuer):\(user.email)", issuer: security.totpIssuer)
         logger.info("mfa enrolment started", metadata: ["user_id": "\(user.id)"])
         return MFAEnrollment(secret: TOTPSecret.base32(secret), otpauthURI: uri)
     }
 
-    public func confirmMFA(code: String, _ claims: AccessClaims) async throws {
-        guard var user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
+    /// Turns MFA on with a code from the pending secret; returns the 10 recovery codes, shown
+    /// this once (only their hashes are stored).
+    public func confirmMFA(code: String, password: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws -> [String] {
+        var user = try await reauthenticate(password, claims, client: client)
         guard !user.mfaEnabled else { throw AuthError.mfaAlreadyEnabled }
         guard user.mfaSecret != nil else { throw AuthError.mfaNotEnrolled }
         try await limiter.check(.mfaVerify, ip: nil, account: user.id)
         guard try await checkTOTP(code, for: user) else { throw AuthError.invalidMFACode }
+        // Codes first: MFA is never on without a way back in.
+        let codes = try await replaceRecoveryCodes(for: user)
         user.mfaEnabled = true
         try await save(user)
+        notify(user, AccountMessage.Kind.mfaEnabled)
         logger.info("mfa enabled", metadata: ["user_id": "\(user.id)"])
+        return codes
     }
 
-    public func disableMFA(code: String, _ claims: AccessClaims) async throws {
-        guard var user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
+    /// Turns MFA off with the password and a TOTP or recovery code; deletes the secret and the
+    /// recovery codes.
+    public func disableMFA(code: String, password: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws {
+        var user = try await reauthenticate(password, claims, client: client)
         guard user.mfaEnabled else { throw AuthError.mfaNotEnrolled }
         try await limiter.check(.mfaVerify, ip: nil, account: user.id)
-        guard try await checkTOTP(code, for: user) else { throw AuthError.invalidMFACode }
+        guard try await checkSecondFactor(code, for: user) else { throw AuthError.invalidMFACode }
         user.mfaEnabled = false
         user.mfaSecret = nil
         try await save(user)
+        try await users.replaceRecoveryCodes(userID: user.id, hashes: [])
+        notify(user, AccountMessage.Kind.mfaDisabled)
         logger.info("mfa disabled", metadata: ["user_id": "\(user.id)"])
     }
 
+    /// Replaces every recovery code of the user with 10 new ones (the old ones stop working).
+    public func regenerateRecoveryCodes(password: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws -> [String] {
+        let user = try await reauthenticate(password, claims, client: client)
+        guard user.mfaEnabled else { throw AuthError.mfaNotEnrolled }
+        let codes = try await replaceRecoveryCodes(for: user)
+        notify(user, AccountMessage.Kind.recoveryCodesRegenerated)
+        logger.info("mfa recovery codes regenerated", metadata: ["user_id": "\(user.id)"])
+        return codes
+    }
+
+    /// For operators (admin API, CLI): turns MFA off for a user who lost every factor. Deletes
+    /// the secret (also a pending one) and the recovery codes; sessions stay. Returns whether
+    /// MFA was on.
+    @discardableResult
+    public func resetMFA(userID: String) async throws -> Bool {
+        guard var user = try await users.user(id: userID) else { throw AuthError.userNotFound }
+        let wasEnabled = user.mfaEnabled
+        let hadMFA = wasEnabled || user.mfaSecret != nil
+        user.mfaEnabled = false
+        user.mfaSecret = nil
+        try await save(user)
+        try await users.replaceRecoveryCodes(userID: user.id, hashes: [])
+        if hadMFA { notify(user, AccountMessage.Kind.mfaReset) }
+        logger.notice("mfa reset by an administrator", metadata: ["user_id": "\(user.id)"])
+        return wasEnabled
+    }
+
     /// The second step of a login with MFA: a right code for a live MFA token starts the session.
+    /// The code is a TOTP code or one of the user's recovery codes (used up by this).
     /// The token is single-use and dies after `mfaMaxAttempts` wrong codes.
     public func verifyMFA(token: String, code: String, client: ClientInfo = .init()) async throws -> TokenGrant {
         try await limiter.check(.mfaVerify, ip: client.ipAddress, account: nil)
@@ -59,24 +102,63 @@ extension AuthService {
         do {
             try await limiter.check(.mfaVerify, ip: nil, account: userID)
         } catch {
-            try await tokens.putOneTimeToken(stored)
+            _ = try await tokens.restoreOneTimeToken(stored)
             throw error
         }
         guard let user = try await users.user(id: userID), user.mfaEnabled else { throw AuthError.invalidMFAToken }
         let challenge = MFAChallengeState(payload: stored.payload)
-        guard try await checkTOTP(code, for: user) else {
+        guard try await checkSecondFactor(code, for: user) else {
             security.events(.mfaFailed)
             let attempts = challenge.attempts + 1
             if attempts < security.mfaMaxAttempts {
                 var next = stored
                 next.payload = MFAChallengeState(attempts: attempts, device: challenge.device).payload
-                try await tokens.putOneTimeToken(next)
+                // Compare-and-set: a newer login's token, issued meanwhile, is never overwritten.
+                _ = try await tokens.restoreOneTimeToken(next)
             } else {
                 logger.warning("mfa token ended after too many wrong codes", metadata: ["user_id": "\(user.id)"])
             }
             throw AuthError.invalidMFACode
         }
         return try await startSession(for: user, client: ClientInfo(device: challenge.device, userAgent: client.userAgent, ipAddress: client.ipAddress))
+    }
+
+    /// The user behind the access token, after checking `password` against the login limits of
+    /// the account and client: a wrong one is a failed login (it counts towards the lockout).
+    func reauthenticate(_ password: String, _ claims: AccessClaims, client: ClientInfo) async throws -> User {
+        guard let user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
+        try await limiter.checkLogin(account: user.email, ip: client.ipAddress)
+        guard try await hasher.verify(password, hash: user.passwordHash) else {
+            logger.info("re-authentication failed", metadata: ["user_id": "\(user.id)"])
+            security.events(.loginFailed)
+            try await limiter.loginFailed(account: user.email, ip: client.ipAddress)
+            throw AuthError.invalidCredentials
+        }
+        try await limiter.loginSucceeded(account: user.email, ip: client.ipAddress)
+        return user
+    }
+
+    /// A TOTP code (6 digits) or, failing that, an unused recovery code, which this uses up.
+    func checkSecondFactor(_ code: String, for user: User) async throws -> Bool {
+        if try await checkTOTP(code, for: user) { return true }
+        guard let hash = RecoveryCodes.hash(code, userID: user.id), try await users.consumeRecoveryCode(userID: user.id, hash: hash) else {
+            return false
+        }
+        let left = try await users.recoveryCodeCount(userID: user.id)
+        notify(user, AccountMessage.Kind.recoveryCodeUsed)
+        logger.notice("mfa recovery code used", metadata: ["user_id": "\(user.id)", "codes_left": "\(left)"])
+        return true
+    }
+
+    private func replaceRecoveryCodes(for user: User) async throws -> [String] {
+        let codes = RecoveryCodes.generate()
+        try await users.replaceRecoveryCodes(userID: user.id, hashes: codes.compactMap { RecoveryCodes.hash($0, userID: user.id) })
+        return codes
+    }
+
+    /// Tells the account's owner of a security change (no secret in the message).
+    func notify(_ user: User, _ kind: String) {
+        dispatcher.dispatch(AccountMessage(id: SecureRandom.identifier(byteCount: 12), kind: kind, to: user.email, userID: user.id, createdAt: clock.now()))
     }
 
     func startMFAChallenge(for user: User, client: ClientInfo) async throws -> MFAChallenge {

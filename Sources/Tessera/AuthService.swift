@@ -63,6 +63,8 @@ public struct AccountSecurity: Sendable {
     public var rateLimitStore: any RateLimitStore
     public var userCache: any UserCache
     public var notifier: any Notifier
+    /// Where undelivered messages wait (see `NotificationDispatcher`); nil: in memory only.
+    public var notificationSpool: String?
     /// Lifetime of a password-reset token.
     public var resetTokenTTL: TimeInterval = 3600
     /// Lifetime of the token between a password login and its TOTP code.
@@ -71,6 +73,8 @@ public struct AccountSecurity: Sendable {
     public var mfaMaxAttempts = 5
     public var userCacheTTL: TimeInterval = 3600
     public var credentialsPerSession = 16
+    /// Refreshing OAuth2 session credentials; nil: such credentials are refused.
+    public var upstream: UpstreamCredentials?
     /// The issuer shown by authenticator apps.
     public var totpIssuer = "Tessera"
     /// Told of every token operation (for metrics); must return quickly.
@@ -93,7 +97,7 @@ public struct AccountSecurity: Sendable {
     ) -> AccountSecurity {
         AccountSecurity(
             secrets: secrets, rateLimits: rateLimits, rateLimitStore: MemoryRateLimitStore(clock: clock),
-            userCache: MemoryUserCache(clock: clock), notifier: OutboxNotifier(directory: outbox)
+            userCache: MemoryUserCache(clock: clock), notifier: OutboxNotifier(directory: outbox, clock: clock)
         )
     }
 }
@@ -125,7 +129,10 @@ public struct AuthService: Sendable {
     public let limiter: RateLimiter
     let refreshTokens: RefreshTokenCodec
     let hasher: PasswordHasher
-    let dispatcher: NotificationDispatcher
+    /// Account messages, delivered in the background (durably with a spool).
+    public let dispatcher: NotificationDispatcher
+    /// `password/forgot` work done off the request path.
+    let forgotWork = BackgroundWork(limit: 64)
     let cacheCounters = CacheCounters()
     let logger: Logger
     /// Verified against when the email is unknown, so both failures cost one bcrypt.
@@ -144,7 +151,7 @@ public struct AuthService: Sendable {
         self.limiter = RateLimiter(policy: security.rateLimits, store: security.rateLimitStore)
         self.refreshTokens = RefreshTokenCodec(key: keys.refreshKey)
         self.hasher = PasswordHasher(cost: policy.bcryptCost, maxQueued: policy.bcryptQueue)
-        self.dispatcher = NotificationDispatcher(notifier: security.notifier, logger: logger)
+        self.dispatcher = NotificationDispatcher(notifier: security.notifier, spool: security.notificationSpool, logger: logger, clock: clock)
         self.logger = logger
         self.decoyHash = try await hasher.hash(SecureRandom.identifier())
     }
@@ -152,7 +159,7 @@ public struct AuthService: Sendable {
     // MARK: Accounts
 
     public func register(email: String, password: String, client: ClientInfo = .init()) async throws -> TokenGrant {
-        let email = try Self.normalizedEmail(email)
+        let email = try EmailAddress.normalized(email)
         try Self.validatePassword(password)
         try await limiter.check(.register, ip: client.ipAddress, account: nil)
         let now = clock.now()
@@ -173,27 +180,53 @@ public struct AuthService: Sendable {
     /// MFA token to present with a TOTP code to `verifyMFA`.
     public func login(email: String, password: String, client: ClientInfo = .init()) async throws -> LoginResult {
         // No format errors here: every failure looks the same to the caller.
-        let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let account = EmailAddress.limitKey(email)
         // Keyed by the email as given, whether or not it exists: no enumeration through limits.
-        try await limiter.check(.login, ip: client.ipAddress, account: email)
-        try await limiter.checkLockout(account: email)
-        guard let user = try await users.user(email: email) else {
+        try await limiter.checkLogin(account: account, ip: client.ipAddress)
+        guard let user = try await user(email: email) else {
             _ = try await hasher.verify(password, hash: decoyHash)
             security.events(.loginFailed)
-            try await limiter.loginFailed(account: email)
+            try await limiter.loginFailed(account: account, ip: client.ipAddress)
             throw AuthError.invalidCredentials
         }
         guard try await hasher.verify(password, hash: user.passwordHash) else {
             logger.info("login failed", metadata: ["user_id": "\(user.id)"])
             security.events(.loginFailed)
-            try await limiter.loginFailed(account: email)
+            try await limiter.loginFailed(account: account, ip: client.ipAddress)
             throw AuthError.invalidCredentials
         }
-        try await limiter.loginSucceeded(account: email)
-        if user.mfaEnabled {
-            return .mfaRequired(try await startMFAChallenge(for: user, client: client))
+        try await limiter.loginSucceeded(account: account, ip: client.ipAddress)
+        let current = try await migrateEmail(of: user)
+        if current.mfaEnabled {
+            return .mfaRequired(try await startMFAChallenge(for: current, client: client))
         }
-        return .tokens(try await startSession(for: user, client: client))
+        return .tokens(try await startSession(for: current, client: client))
+    }
+
+    /// The account of an address as typed: by its normalized key, else by the key rows were
+    /// stored under before normalization (see docs/API.md, "Email addresses").
+    func user(email raw: String) async throws -> User? {
+        for key in EmailAddress.lookupKeys(raw) {
+            if let user = try await users.user(email: key) { return user }
+        }
+        return nil
+    }
+
+    /// A row stored under a pre-normalization key moves to its normalized key at its owner's
+    /// next login, unless another account already holds that key (then it stays, logged).
+    func migrateEmail(of user: User) async throws -> User {
+        // Bytes: `!=` would call NFC and NFD spellings equal.
+        guard let normalized = try? EmailAddress.normalized(user.email), !normalized.utf8.elementsEqual(user.email.utf8) else { return user }
+        var moved = user
+        moved.email = normalized
+        do {
+            try await save(moved)
+            logger.info("email key normalized", metadata: ["user_id": "\(user.id)"])
+            return moved
+        } catch UserStoreError.emailTaken {
+            logger.warning("email key not normalized: another account holds the normalized address", metadata: ["user_id": "\(user.id)"])
+            return user
+        }
     }
 
     public func currentUser(_ claims: AccessClaims) async throws -> User {
@@ -309,22 +342,16 @@ public struct AuthService: Sendable {
 
     // MARK: Validation
 
-    static func normalizedEmail(_ raw: String) throws -> String {
-        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64,
-            parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
-            email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && !"()<>,;:\\\"[]".unicodeScalars.contains($0) })
-        else {
-            throw AuthError.invalidRequest("email is not a valid address")
+    /// At least 8 characters; at most 256 characters and 1,024 UTF-8 bytes (a character can be
+    /// many bytes). Any length hashes safely: `PasswordHasher` pre-hashes past bcrypt's 72 bytes.
+    static func validatePassword(_ password: String) throws {
+        guard password.utf8.count <= maxPasswordBytes, password.count <= 256 else {
+            throw AuthError.invalidRequest("password must be at most 256 characters and \(maxPasswordBytes) bytes")
         }
-        return email
+        guard password.count >= 8 else { throw AuthError.invalidRequest("password must be at least 8 characters") }
     }
 
-    static func validatePassword(_ password: String) throws {
-        guard password.count >= 8 else { throw AuthError.invalidRequest("password must be at least 8 characters") }
-        guard password.count <= 256 else { throw AuthError.invalidRequest("password must be at most 256 characters") }
-    }
+    static let maxPasswordBytes = 1024
 
     private static func wholeSeconds(_ date: Date) -> Date {
         Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))

@@ -11,11 +11,17 @@ public struct ExpirySweeper: Service {
     public let logger: Logger
     /// Also swept: in-process rate-limit state, when rate limits are local.
     public let rateLimits: MemoryRateLimitStore?
+    /// Also swept: kept copies of messages whose token expired (the outbox).
+    public let notifier: (any Notifier)?
     private let counters = SweepCounters()
 
-    public init(store: any TokenStore, rateLimits: MemoryRateLimitStore? = nil, interval: Duration = .seconds(60), logger: Logger) {
+    public init(
+        store: any TokenStore, rateLimits: MemoryRateLimitStore? = nil, notifier: (any Notifier)? = nil, interval: Duration = .seconds(60),
+        logger: Logger
+    ) {
         self.store = store
         self.rateLimits = rateLimits
+        self.notifier = notifier
         self.interval = interval
         self.logger = logger
     }
@@ -29,7 +35,7 @@ public struct ExpirySweeper: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
             do {
-                let removed = try await store.purgeExpired() + (rateLimits?.purgeExpired() ?? 0)
+                let removed = try await store.purgeExpired() + (rateLimits?.purgeExpired() ?? 0) + (notifier?.purgeExpired() ?? 0)
                 counters.value.withLock {
                     $0.runs += 1
                     $0.removed += removed

@@ -301,6 +301,10 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await route({ try await $0.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }) { _ in throw outage() }
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        try await route({ try await $0.restoreOneTimeToken(token) }) { _ in throw outage() }
+    }
+
     // Credentials are not written back either: they answer 503 during an outage.
     public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
         try await route({ try await $0.putCredential(credential, limit: limit) }) { _ in throw outage() }
@@ -312,6 +316,24 @@ public final class FallbackTokenStore: TokenStore, Service {
 
     public func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
         try await route({ try await $0.deleteCredential(named: name, sessionID: sessionID, userID: userID) }) { _ in throw outage() }
+    }
+
+    public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
+        -> Bool
+    {
+        try await route({ try await $0.acquireCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence, ttl: ttl) }) {
+            _ in throw outage()
+        }
+    }
+
+    public func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool {
+        try await route({ try await $0.completeCredentialLease(credential, fence: fence) }) { _ in throw outage() }
+    }
+
+    public func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws {
+        try await route({ try await $0.releaseCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence) }) {
+            _ in throw outage()
+        }
     }
 
     /// The primary's counts; during an outage, those of the local fallback store.

@@ -10,10 +10,13 @@ public final class MemoryTokenStore: TokenStore {
         var denylist: [String: Date] = [:]
         var oneTimeTokens: [String: OneTimeToken] = [:]
         var credentials: [String: [String: SessionCredential]] = [:]
+        /// Per session, per credential name: the fence holding the refresh lease and its end.
+        var leases: [String: [String: (fence: String, until: Date)]] = [:]
 
         mutating func dropSession(_ session: SessionRecord) {
             sessions[session.id] = nil
             credentials[session.id] = nil
+            leases[session.id] = nil
             sessionsByUser[session.userID]?.remove(session.id)
             if sessionsByUser[session.userID]?.isEmpty == true { sessionsByUser[session.userID] = nil }
         }
@@ -132,6 +135,17 @@ public final class MemoryTokenStore: TokenStore {
         }
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            let key = Self.oneTimeKey(token.kind, token.userID)
+            if let current = state.oneTimeTokens[key], now < current.expiresAt { return false }
+            guard now < token.expiresAt else { return false }
+            state.oneTimeTokens[key] = token
+            return true
+        }
+    }
+
     private static func oneTimeKey(_ kind: String, _ userID: String) -> String { "\(kind)\u{0}\(userID)" }
 
     public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
@@ -161,6 +175,38 @@ public final class MemoryTokenStore: TokenStore {
         }
     }
 
+    public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
+        -> Bool
+    {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(sessionID, userID: userID, now: now) != nil else { return false }
+            if let lease = state.leases[sessionID]?[name], now < lease.until { return false }
+            state.leases[sessionID, default: [:]][name] = (fence, now.addingTimeInterval(ttl))
+            return true
+        }
+    }
+
+    public func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            guard let lease = state.leases[credential.sessionID]?[credential.name], lease.fence == fence, now < lease.until,
+                state.liveSession(credential.sessionID, userID: credential.userID, now: now) != nil
+            else { return false }
+            state.leases[credential.sessionID]?[credential.name] = nil
+            // Deleted meanwhile: it stays deleted.
+            guard state.credentials[credential.sessionID]?[credential.name] != nil else { return false }
+            state.credentials[credential.sessionID]?[credential.name] = credential
+            return true
+        }
+    }
+
+    public func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws {
+        state.withLock { state in
+            if state.leases[sessionID]?[name]?.fence == fence { state.leases[sessionID]?[name] = nil }
+        }
+    }
+
     public func statistics() async throws -> TokenStoreStatistics {
         let now = clock.now()
         return state.withLock { state in
@@ -184,6 +230,10 @@ public final class MemoryTokenStore: TokenStore {
             }
             state.denylist = state.denylist.filter { now < $0.value }
             state.oneTimeTokens = state.oneTimeTokens.filter { now < $0.value.expiresAt }
+            state.leases = state.leases.compactMapValues { leases in
+                let live = leases.filter { now < $0.value.until }
+                return live.isEmpty ? nil : live
+            }
             return before - (state.sessions.count + state.denylist.count + state.oneTimeTokens.count)
         }
     }
@@ -193,6 +243,7 @@ public final class MemoryUserStore: UserStore {
     private struct State {
         var byID: [String: User] = [:]
         var idByEmail: [String: String] = [:]
+        var recoveryCodes: [String: Set<String>] = [:]
     }
 
     private let state = Mutex(State())
@@ -226,6 +277,18 @@ public final class MemoryUserStore: UserStore {
             }
             state.byID[user.id] = user
         }
+    }
+
+    public func replaceRecoveryCodes(userID: String, hashes: [String]) async throws {
+        state.withLock { $0.recoveryCodes[userID] = hashes.isEmpty ? nil : Set(hashes) }
+    }
+
+    public func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool {
+        state.withLock { $0.recoveryCodes[userID]?.remove(hash) != nil }
+    }
+
+    public func recoveryCodeCount(userID: String) async throws -> Int {
+        state.withLock { $0.recoveryCodes[userID]?.count ?? 0 }
     }
 }
 

@@ -5,23 +5,52 @@ import Logging
 import FoundationNetworking
 #endif
 
-/// A message for a user that carries a secret (a password-reset token). Tessera does not send
-/// mail itself: a `Notifier` hands the message to whatever does.
+/// A message for a user: a secret to use (a password-reset token) or a notice of a security
+/// change (MFA turned on or off, recovery codes used or made anew). Tessera does not send mail
+/// itself: a `Notifier` hands the message to whatever does.
 public struct AccountMessage: Sendable, Codable, Equatable {
     public var id: String
-    /// "password_reset"
+    /// One of `AccountMessage.Kind`.
     public var kind: String
     public var to: String
     public var userID: String
-    public var token: String
-    public var expiresAt: Date
+    /// Only for kinds that carry a token (`password_reset`); absent from notices.
+    public var token: String?
+    public var expiresAt: Date?
     public var createdAt: Date
+
+    /// The kinds of message, as written to the outbox and posted to the webhook.
+    public enum Kind {
+        public static let passwordReset = "password_reset"
+        public static let mfaEnabled = "mfa_enabled"
+        public static let mfaDisabled = "mfa_disabled"
+        /// An administrator turned MFA off (`POST /v1/admin/users/{id}/mfa/reset`).
+        public static let mfaReset = "mfa_reset"
+        public static let recoveryCodesRegenerated = "mfa_recovery_codes_regenerated"
+        public static let recoveryCodeUsed = "mfa_recovery_code_used"
+    }
+
+    public init(id: String, kind: String, to: String, userID: String, token: String? = nil, expiresAt: Date? = nil, createdAt: Date) {
+        self.id = id
+        self.kind = kind
+        self.to = to
+        self.userID = userID
+        self.token = token
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, kind, to, token
         case userID = "user_id"
         case expiresAt = "expires_at"
         case createdAt = "created_at"
+    }
+
+    public static func decoded(_ data: Data) throws -> AccountMessage {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(AccountMessage.self, from: data)
     }
 
     public static func encoded(_ message: AccountMessage) throws -> Data {
@@ -36,15 +65,27 @@ public protocol Notifier: Sendable {
     /// A short description for the start-up log line (never includes secrets).
     var summary: String { get }
     func deliver(_ message: AccountMessage) async throws
+    /// The user's token of this kind was used or replaced: forget delivered copies of it where
+    /// the notifier keeps them (the outbox). Default: nothing.
+    func discard(kind: String, userID: String)
+    /// Forgets kept copies whose token has expired; returns how many. Default: 0.
+    func purgeExpired() -> Int
+}
+
+extension Notifier {
+    public func discard(kind: String, userID: String) {}
+    public func purgeExpired() -> Int { 0 }
 }
 
 /// Development default: one JSON file per message in a directory, created 0600 (the file
-/// holds a live token).
+/// holds a live token). A file whose token was used, replaced or has expired is deleted.
 public struct OutboxNotifier: Notifier {
     public let directory: String
+    let clock: any TesseraClock
 
-    public init(directory: String) {
+    public init(directory: String, clock: any TesseraClock = SystemClock()) {
         self.directory = directory
+        self.clock = clock
     }
 
     public var summary: String { "outbox \(directory)" }
@@ -54,6 +95,30 @@ public struct OutboxNotifier: Notifier {
         let stamp = Int64(message.createdAt.timeIntervalSince1970 * 1000)
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(stamp)-\(message.kind)-\(message.id).json").path
         try SecretFile.create(path: path, contents: try AccountMessage.encoded(message), what: "outbox message")
+    }
+
+    public func discard(kind: String, userID: String) {
+        removeMessages { $0.kind == kind && $0.userID == userID && $0.token != nil }
+    }
+
+    public func purgeExpired() -> Int {
+        let now = clock.now()
+        return removeMessages { message in message.expiresAt.map { $0 <= now } ?? false }
+    }
+
+    /// Notices (no token) are kept: they hold no secret and are the development record.
+    @discardableResult
+    private func removeMessages(where matches: (AccountMessage) -> Bool) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed = 0
+        for name in names where name.hasSuffix(".json") {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+            guard let data = FileManager.default.contents(atPath: path), let message = try? AccountMessage.decoded(data), matches(message) else {
+                continue
+            }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1 }
+        }
+        return removed
     }
 }
 
@@ -82,7 +147,14 @@ public struct WebhookNotifier: Notifier {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try AccountMessage.encoded(message)
-        let (_, response) = try await URLSession.shared.data(for: request)
+        let response: URLResponse
+        do {
+            (_, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            // Foundation's error text quotes the URL, which may carry the sender's credential.
+            let error = error as NSError
+            throw NotifierError(description: "webhook request failed (\(error.domain) \(error.code))")
+        }
         guard let status = (response as? HTTPURLResponse)?.statusCode, (200..<300).contains(status) else {
             throw NotifierError(description: "webhook answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
         }
@@ -91,40 +163,8 @@ public struct WebhookNotifier: Notifier {
 
 public struct NotifierError: Error, CustomStringConvertible {
     public var description: String
-}
 
-/// Delivers in the background with retries, so that answering "password/forgot" takes the same
-/// time whether or not the account exists, and a slow mail sender never holds a request.
-public struct NotificationDispatcher: Sendable {
-    public let notifier: any Notifier
-    let logger: Logger
-    let attempts: Int
-    let backoff: Duration
-
-    public init(notifier: any Notifier, logger: Logger, attempts: Int = 4, backoff: Duration = .milliseconds(500)) {
-        self.notifier = notifier
-        self.logger = logger
-        self.attempts = attempts
-        self.backoff = backoff
-    }
-
-    public func dispatch(_ message: AccountMessage) {
-        Task { [self] in
-            for attempt in 1...attempts {
-                do {
-                    try await notifier.deliver(message)
-                    logger.info("message delivered", metadata: ["kind": "\(message.kind)", "message_id": "\(message.id)"])
-                    return
-                } catch {
-                    // The message carries a token: log its id, never its content.
-                    logger.warning(
-                        "message delivery failed",
-                        metadata: ["kind": "\(message.kind)", "message_id": "\(message.id)", "attempt": "\(attempt)", "error": "\(error)"]
-                    )
-                    if attempt < attempts { try? await Task.sleep(for: backoff * (1 << (attempt - 1))) }
-                }
-            }
-            logger.error("message dropped after \(attempts) attempts", metadata: ["kind": "\(message.kind)", "message_id": "\(message.id)"])
-        }
+    public init(description: String) {
+        self.description = description
     }
 }

@@ -63,22 +63,40 @@ public enum RateLimitedAction: String, Sendable, CaseIterable {
 }
 
 /// Limits per action; nil turns a limit off. Defaults are documented in docs/API.md.
+///
+/// Logins are regulated so that nobody can lock an owner out cheaply: the per-account budget
+/// and the hard lockout count per (account, client IP), so failures from one client lock only
+/// that client; against guessing spread over many clients, the account-wide failure count
+/// slows logins down (an exponentially growing wait) instead of locking the account.
 public struct RateLimitPolicy: Sendable {
     public var perIP: [RateLimitedAction: RateLimit]
+    /// For `.login`, counted per (account, client IP); for the other actions per account.
     public var perAccount: [RateLimitedAction: RateLimit]
-    /// Consecutive failed logins before an account is locked.
+    /// Consecutive failed logins of one client (IP) for one account before that client is locked
+    /// out of it.
     public var lockoutThreshold: Int
     /// How long a lock lasts; also how long failures are remembered after the last one.
     public var lockoutDuration: TimeInterval
+    /// Failed logins for one account, from all clients together, before each further attempt
+    /// must wait; 0 turns the slow-down off.
+    public var slowdownThreshold: Int
+    /// The longest wait between two attempts once slowed down.
+    public var slowdownMaxDelay: TimeInterval
+    /// How long account-wide failures are remembered after the last one.
+    public var slowdownWindow: TimeInterval
 
     public init(
         perIP: [RateLimitedAction: RateLimit] = Self.defaultPerIP, perAccount: [RateLimitedAction: RateLimit] = Self.defaultPerAccount,
-        lockoutThreshold: Int = 10, lockoutDuration: TimeInterval = 900
+        lockoutThreshold: Int = 10, lockoutDuration: TimeInterval = 900,
+        slowdownThreshold: Int = 20, slowdownMaxDelay: TimeInterval = 300, slowdownWindow: TimeInterval = 86_400
     ) {
         self.perIP = perIP
         self.perAccount = perAccount
         self.lockoutThreshold = lockoutThreshold
         self.lockoutDuration = lockoutDuration
+        self.slowdownThreshold = slowdownThreshold
+        self.slowdownMaxDelay = slowdownMaxDelay
+        self.slowdownWindow = slowdownWindow
     }
 
     public static let defaultPerIP: [RateLimitedAction: RateLimit] = [
@@ -95,8 +113,16 @@ public struct RateLimitPolicy: Sendable {
         .refresh: RateLimit(count: 60, period: 60),
     ]
 
-    /// No limits and no lockout, e.g. for load tests.
-    public static let unlimited = RateLimitPolicy(perIP: [:], perAccount: [:], lockoutThreshold: 0)
+    /// No limits, no lockout and no slow-down, e.g. for load tests.
+    public static let unlimited = RateLimitPolicy(perIP: [:], perAccount: [:], lockoutThreshold: 0, slowdownThreshold: 0)
+
+    /// The wait after the last failure once an account has `failures` failures: 1 s at the
+    /// threshold, doubling with each further failure, at most `slowdownMaxDelay`.
+    public func slowdownDelay(afterFailures failures: Int) -> TimeInterval {
+        guard slowdownThreshold > 0, failures >= slowdownThreshold else { return 0 }
+        let doublings = min(failures - slowdownThreshold, 62)
+        return min(slowdownMaxDelay, Double(UInt64(1) << UInt64(doublings)))
+    }
 }
 
 /// Applies a `RateLimitPolicy` against a `RateLimitStore` and counts refusals.
@@ -113,18 +139,24 @@ public struct RateLimiter: Sendable {
     /// Throws `AuthError.rateLimited` when the client IP or the account is over its budget.
     /// The account is any stable string naming it (email, user id); it is hashed into the key
     /// so that keys carry no personal data.
+    ///
+    /// The per-IP and per-account decisions are asked for at once (one script each, so each key
+    /// stays in its own Redis Cluster slot), so two limits cost one round trip, not two.
     public func check(_ action: RateLimitedAction, ip: String?, account: String?) async throws {
-        if let ip, let limit = policy.perIP[action] {
-            try await admit(action, "ip:\(Self.digest(ip))", limit)
-        }
-        if let account, let limit = policy.perAccount[action] {
-            try await admit(action, "acct:\(Self.digest(account))", limit)
-        }
+        async let byIP = decide(action, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[action])
+        async let byAccount = decide(action, account.map { "acct:\(Self.digest($0))" }, policy.perAccount[action])
+        try admit(action, try await byIP)
+        try admit(action, try await byAccount)
     }
 
-    private func admit(_ action: RateLimitedAction, _ subject: String, _ limit: RateLimit) async throws {
-        let decision = try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
-        if !decision.allowed {
+    /// nil when the limit does not apply (no subject, or no limit configured).
+    private func decide(_ action: RateLimitedAction, _ subject: String?, _ limit: RateLimit?) async throws -> RateLimitDecision? {
+        guard let subject, let limit else { return nil }
+        return try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
+    }
+
+    private func admit(_ action: RateLimitedAction, _ decision: RateLimitDecision?) throws {
+        if let decision, !decision.allowed {
             counters.rejected(action)
             throw AuthError.rateLimited(retryAfter: Self.wholeSeconds(decision.retryAfter))
         }
@@ -132,27 +164,94 @@ public struct RateLimiter: Sendable {
 
     // MARK: Login regulation
 
-    /// Throws `AuthError.accountLocked` while the account has too many consecutive failures.
-    public func checkLockout(account: String) async throws {
-        guard policy.lockoutThreshold > 0 else { return }
-        let (count, resetsIn) = try await store.failures(lockoutKey(account))
-        if count >= policy.lockoutThreshold {
-            counters.locked()
+    /// Admits one password check for `account` from `ip` (nil: a caller without a client
+    /// address, which then shares one bucket): the per-IP and per-(account, IP) budgets, the
+    /// lockout of this client, and the account-wide slow-down. Throws `AuthError.rateLimited`
+    /// or `AuthError.accountLocked`.
+    ///
+    /// The four reads are asked for at once (one round trip); their answers are then applied in
+    /// that order, so the error a client sees is the same as if they had been asked in turn.
+    public func checkLogin(account: String, ip: String?) async throws {
+        async let byIP = decide(.login, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[.login])
+        async let byAccount = decide(.login, "acct:\(Self.clientDigest(account, ip))", policy.perAccount[.login])
+        async let lockout = lockoutFailures(account: account, ip: ip)
+        async let slowdown = slowdownFailures(account: account)
+        try admit(.login, try await byIP)
+        try admit(.login, try await byAccount)
+        try refuseIfLocked(try await lockout)
+        try await applySlowdown(account: account, failures: try await slowdown)
+    }
+
+    /// Throws `AuthError.accountLocked` while this client has too many consecutive failures for
+    /// the account. Other clients are not affected.
+    public func checkLockout(account: String, ip: String?) async throws {
+        try refuseIfLocked(try await lockoutFailures(account: account, ip: ip))
+    }
+
+    private func lockoutFailures(account: String, ip: String?) async throws -> (count: Int, resetsIn: TimeInterval)? {
+        guard policy.lockoutThreshold > 0 else { return nil }
+        return try await store.failures(lockoutKey(account, ip))
+    }
+
+    private func refuseIfLocked(_ failures: (count: Int, resetsIn: TimeInterval)?) throws {
+        if let (count, resetsIn) = failures, count >= policy.lockoutThreshold {
+            counters.count("lockout")
             throw AuthError.accountLocked(retryAfter: Self.wholeSeconds(resetsIn))
         }
     }
 
-    public func loginFailed(account: String) async throws {
-        guard policy.lockoutThreshold > 0 else { return }
-        _ = try await store.recordFailure(lockoutKey(account), window: policy.lockoutDuration)
+    private func slowdownFailures(account: String) async throws -> (count: Int, resetsIn: TimeInterval)? {
+        guard policy.slowdownThreshold > 0 else { return nil }
+        return try await store.failures(slowdownKey(account))
     }
 
-    public func loginSucceeded(account: String) async throws {
-        guard policy.lockoutThreshold > 0 else { return }
-        try await store.clearFailures(lockoutKey(account))
+    /// Past the account-wide threshold, one attempt per `slowdownDelay` after the last failure.
+    private func applySlowdown(account: String, failures: (count: Int, resetsIn: TimeInterval)?) async throws {
+        guard let (count, resetsIn) = failures else { return }
+        let delay = policy.slowdownDelay(afterFailures: count)
+        guard delay > 0 else { return }
+        // A millisecond of slack either way: the expiry is stored as seconds since 1970, whose
+        // last bits do not survive the subtraction.
+        let remaining = delay - (policy.slowdownWindow - resetsIn) - 0.001
+        if remaining > 0 {
+            counters.count("login_slowdown")
+            throw AuthError.rateLimited(retryAfter: Self.wholeSeconds(remaining))
+        }
+        // One attempt per step: guesses sent together when the wait ends do not all pass.
+        guard try await store.claimOnce("slow:\(Self.digest(account)):\(count)", ttl: delay) else {
+            counters.count("login_slowdown")
+            throw AuthError.rateLimited(retryAfter: Self.wholeSeconds(delay))
+        }
     }
 
-    private func lockoutKey(_ account: String) -> String { "lock:\(Self.digest(account))" }
+    public func loginFailed(account: String, ip: String?) async throws {
+        if policy.lockoutThreshold > 0 {
+            _ = try await store.recordFailure(lockoutKey(account, ip), window: policy.lockoutDuration)
+        }
+        if policy.slowdownThreshold > 0 {
+            _ = try await store.recordFailure(slowdownKey(account), window: policy.slowdownWindow)
+        }
+    }
+
+    /// Clears this client's failures. The account-wide count stays: a guesser elsewhere does
+    /// not get a fresh budget because the owner logged in.
+    public func loginSucceeded(account: String, ip: String?) async throws {
+        guard policy.lockoutThreshold > 0 else { return }
+        try await store.clearFailures(lockoutKey(account, ip))
+    }
+
+    /// After a password reset (the mailbox owner acted): the account-wide count and this
+    /// client's lock are lifted.
+    public func accountRecovered(account: String, ip: String?) async throws {
+        try await loginSucceeded(account: account, ip: ip)
+        if policy.slowdownThreshold > 0 { try await store.clearFailures(slowdownKey(account)) }
+    }
+
+    private func lockoutKey(_ account: String, _ ip: String?) -> String { "lock:\(Self.clientDigest(account, ip))" }
+    private func slowdownKey(_ account: String) -> String { "slow:\(Self.digest(account))" }
+
+    /// One digest for an (account, client) pair; no separator ambiguity (NUL is in neither).
+    static func clientDigest(_ account: String, _ ip: String?) -> String { digest("\(account)\u{0}\(ip ?? "")") }
 
     /// Refusals since start, by action, plus refused logins of locked accounts.
     public var rejections: [String: Int] { counters.snapshot() }
@@ -166,7 +265,7 @@ private final class RateLimitCounters: Sendable {
     private let counts = Mutex([String: Int]())
 
     func rejected(_ action: RateLimitedAction) { counts.withLock { $0[action.rawValue, default: 0] += 1 } }
-    func locked() { counts.withLock { $0["lockout", default: 0] += 1 } }
+    func count(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
     func snapshot() -> [String: Int] { counts.withLock { $0 } }
 }
 

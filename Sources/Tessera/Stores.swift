@@ -36,6 +36,9 @@ public protocol TokenStore: Sendable {
     /// Returns and deletes the user's token of this kind if its hash matches, in one step;
     /// nil when unknown, expired, replaced or already used.
     func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken?
+    /// Puts a consumed token back only if the user has no token of that kind now, in one step
+    /// (compare-and-set): a token issued meanwhile wins. Returns false when it was not stored.
+    func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool
 
     /// Stores or replaces a credential on a live session. At most `limit` names per session.
     func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite
@@ -43,6 +46,17 @@ public protocol TokenStore: Sendable {
     func credential(named name: String, sessionID: String, userID: String) async throws -> SessionCredential?
     /// Returns false when there was no such credential on a live session of the user.
     func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool
+
+    /// Takes a lease of `ttl` on one credential under the caller's random `fence`, so that one
+    /// caller at a time (across instances on a shared store) refreshes it upstream. False while
+    /// another fence holds an unexpired lease; a holder that dies blocks others for at most `ttl`.
+    func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
+        -> Bool
+    /// In one step: only while `fence` still holds the lease and the session is live, replaces
+    /// the credential and ends the lease. False (nothing written) when the lease was lost.
+    func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool
+    /// Ends the lease if `fence` still holds it.
+    func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws
 
     /// Live counts for the admin endpoint. May scan; not for hot paths.
     func statistics() async throws -> TokenStoreStatistics
@@ -66,6 +80,15 @@ public protocol UserStore: Sendable {
     func user(email: String) async throws -> User?
     /// Throws `UserStoreError.notFound` for an unknown id.
     func updateUser(_ user: User) async throws
+
+    /// Replaces every MFA recovery code of the user (stored as hashes only); an empty list
+    /// deletes them.
+    func replaceRecoveryCodes(userID: String, hashes: [String]) async throws
+    /// Deletes the user's recovery code with this hash in one step; true when there was one, so
+    /// that a code works once even under concurrent use.
+    func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool
+    /// How many unused recovery codes the user has.
+    func recoveryCodeCount(userID: String) async throws -> Int
 }
 
 /// Short-lived counters for rate limits, login regulation and one-shot claims. On Redis they

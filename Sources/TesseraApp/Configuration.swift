@@ -40,10 +40,22 @@ public struct ServerConfiguration: Sendable {
     public var outboxDirectory: String?
     /// POST account messages to this URL instead of writing them to the outbox.
     public var notifyWebhook: String?
+    /// With the webhook: where messages wait until delivered (survives restarts). nil:
+    /// `notify-spool` beside the SQLite database; with other databases, in memory only.
+    public var notifySpoolDirectory: String?
     /// AES-256-GCM key for TOTP secrets and session credentials, created 0600 on first start.
     /// nil: `tessera-encryption.key` beside the SQLite database.
     public var encryptionKeyFile: String?
     public var rateLimits = RateLimitPolicy()
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed; none by default.
+    public var trustedProxies = TrustedProxies.none
+    /// URL prefixes OAuth2 credentials' token endpoints must match; empty: OAuth2 credentials
+    /// are refused (422).
+    public var upstreamTokenEndpoints: [String] = []
+    /// GET of an OAuth2 credential answers a token valid at least this long, in seconds.
+    public var upstreamMinValidity: Double = 60
+    /// Other origins whose pages may call Tessera from a browser (CORS, CSRF check).
+    public var corsOrigins: [WebOrigin] = []
 
     // Fast validation path (docs/REDIS.md, "Local revocation view").
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,

@@ -160,12 +160,24 @@ public struct TesseraRuntime: Sendable {
             secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: rateLimitStore, userCache: userCache,
             notifier: notifier
         )
+        security.notificationSpool = notificationSpool(configuration, database: database)
         security.events = { metrics.record($0) }
+        if !configuration.upstreamTokenEndpoints.isEmpty {
+            guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
+            let client = HTTPUpstreamTokenClient()
+            services.append(client)
+            var upstream = UpstreamCredentials(allowedEndpoints: configuration.upstreamTokenEndpoints, client: client)
+            upstream.minValidity = configuration.upstreamMinValidity
+            security.upstream = upstream
+        }
         let service = try await AuthService(
             policy: policy, users: users, tokens: tokens, keys: keys, security: security, clock: clock, logger: logger
         )
-        let sweeper = ExpirySweeper(store: tokens, rateLimits: localLimits, interval: configuration.sweepInterval, logger: logger)
+        let sweeper = ExpirySweeper(
+            store: tokens, rateLimits: localLimits, notifier: notifier, interval: configuration.sweepInterval, logger: logger
+        )
         services.append(sweeper)
+        services.append(NotificationService(dispatcher: service.dispatcher))
         return TesseraRuntime(
             service: service,
             metrics: metrics,
@@ -173,6 +185,7 @@ public struct TesseraRuntime: Sendable {
             services: services,
             summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription), "
                 + "encryption key: \(secretsDescription), messages: \(notifier.summary)"
+                + (security.notificationSpool.map { " (spool \($0))" } ?? "")
         )
     }
 
@@ -198,6 +211,12 @@ public struct TesseraRuntime: Sendable {
             return WebhookNotifier(url: url)
         }
         return OutboxNotifier(directory: configuration.outboxDirectory ?? besideDatabase(database, "outbox") ?? "outbox")
+    }
+
+    /// Webhook messages wait on local disk until delivered; the outbox is a directory already.
+    static func notificationSpool(_ configuration: ServerConfiguration, database: DatabaseLocation) -> String? {
+        guard configuration.notifyWebhook != nil else { return nil }
+        return configuration.notifySpoolDirectory ?? besideDatabase(database, "notify-spool")
     }
 
     /// A file beside the SQLite database; nil for the other databases.

@@ -87,6 +87,19 @@ public final class PostgresDatabase: Sendable {
                 "ALTER TABLE users ADD COLUMN IF NOT EXISTS mfa_secret text"
             ]
         ),
+        (
+            3,
+            [
+                // MFA recovery codes, as SHA-256 hashes only; one row per unused code.
+                """
+                CREATE TABLE IF NOT EXISTS mfa_recovery_codes (
+                    user_id text NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    hash text NOT NULL,
+                    PRIMARY KEY (user_id, hash)
+                )
+                """
+            ]
+        ),
     ]
 
     /// Arbitrary but fixed: every Tessera instance takes the same advisory lock to migrate.

@@ -60,6 +60,42 @@ public struct PostgresUserStore: UserStore {
         }
     }
 
+    public func replaceRecoveryCodes(userID: String, hashes: [String]) async throws {
+        try await self.database.perform { client, logger in
+            // One transaction: a reader sees the old codes or the new ones, never a mix.
+            try await client.withTransaction(logger: logger) { connection in
+                for try await _ in try await connection.query("DELETE FROM mfa_recovery_codes WHERE user_id = \(userID)", logger: logger) {}
+                for hash in hashes {
+                    let rows = try await connection.query(
+                        "INSERT INTO mfa_recovery_codes (user_id, hash) VALUES (\(userID), \(hash)) ON CONFLICT DO NOTHING", logger: logger
+                    )
+                    for try await _ in rows {}
+                }
+            }
+        }
+    }
+
+    public func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool {
+        try await self.database.perform { client, logger in
+            // DELETE … RETURNING in one statement: two concurrent uses cannot both see the row.
+            var deleted = 0
+            let rows = try await client.query(
+                "DELETE FROM mfa_recovery_codes WHERE user_id = \(userID) AND hash = \(hash) RETURNING hash", logger: logger
+            )
+            for try await _ in rows { deleted += 1 }
+            return deleted == 1
+        }
+    }
+
+    public func recoveryCodeCount(userID: String) async throws -> Int {
+        try await self.database.perform { client, logger in
+            var count = 0
+            let rows = try await client.query("SELECT count(*) FROM mfa_recovery_codes WHERE user_id = \(userID)", logger: logger)
+            for try await (value) in rows.decode(Int64.self) { count = Int(value) }
+            return count
+        }
+    }
+
     private static let columns = "id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at"
 
     private static func first(_ rows: PostgresRowSequence) async throws -> User? {

@@ -165,6 +165,19 @@ enum RedisScripts {
         """
     )
 
+    /// KEYS: the user's token of this kind. ARGV: hash, payload, expires at, now. Stores only when
+    /// the user has no live token of this kind (a newer token wins); 1 when stored.
+    static let restoreOneTimeToken = RedisScript(
+        """
+        local exp = redis.call('HGET', KEYS[1], 'exp')
+        if exp and tonumber(exp) > tonumber(ARGV[4]) then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'payload', ARGV[2], 'exp', ARGV[3])
+        redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[3]) * 1000))
+        return 1
+        """
+    )
+
     /// KEYS: the user's token of this kind. ARGV: hash. Deletes and returns {payload, exp} on a match.
     static let consumeOneTimeToken = RedisScript(
         """

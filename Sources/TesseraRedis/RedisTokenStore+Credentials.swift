@@ -55,7 +55,7 @@ extension RedisTokenStore {
 /// The credential scripts. KEYS: session, credentials of the session. ARGV: now, user id, name, …
 enum RedisCredentialScripts {
     /// Whether KEYS[1] is a live session of the user ARGV[2] at ARGV[1]; returns its absolute expiry.
-    private static let liveSession = """
+    static let liveSession = """
         local function liveSession()
           local s = redis.call('HMGET', KEYS[1], 'uid', 'idle', 'abs')
           if not s[1] or s[1] ~= ARGV[2] then return nil end

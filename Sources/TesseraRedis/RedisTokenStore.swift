@@ -177,6 +177,16 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         )
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        let now = clock.now()
+        guard token.expiresAt > now else { return false }
+        let reply = try await run(
+            RedisScripts.restoreOneTimeToken, keys: [oneTimeKey(token.userID, token.kind)],
+            [.init(token.hash), .init(token.payload), .init(Self.text(token.expiresAt)), .init(Self.text(now))]
+        )
+        return reply.int == 1
+    }
+
     public func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
         let reply = try await run(RedisScripts.consumeOneTimeToken, keys: [oneTimeKey(userID, kind)], [.init(hash)])
         guard let parts = reply.array, parts.count == 2, let payload = parts[0].string,

@@ -34,6 +34,7 @@ public final class RevocationView: Sendable, Service {
     private let sync = Mutex(SyncState())
     /// Nanoseconds since `origin` until which the view may answer; 0 while not synced.
     private let trustedUntil = Atomic<Int64>(0)
+    private let resyncTotal = Atomic<Int>(0)
     private let origin = ContinuousClock.now
     private let resyncRequests: AsyncStream<Int>
     private let resyncContinuation: AsyncStream<Int>.Continuation
@@ -108,7 +109,8 @@ public final class RevocationView: Sendable, Service {
     }
 
     /// How many loads completed (one per subscription, after start and after each reconnect).
-    public var resyncCount: Int { sync.withLock { $0.resyncs } }
+    /// An atomic, not the sync lock: the user cache reads it on every cached read.
+    public var resyncCount: Int { resyncTotal.load(ordering: .acquiring) }
 
     /// Entries held, expired ones not yet swept included.
     public var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
@@ -196,6 +198,7 @@ public final class RevocationView: Sendable, Service {
                     guard state.connection == connection else { return }
                     state.synced = true
                     state.resyncs += 1
+                    self.resyncTotal.add(1, ordering: .releasing)
                     if let proof = state.lastProof { self.trust(until: proof + self.lease) }
                 }
                 self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)"])

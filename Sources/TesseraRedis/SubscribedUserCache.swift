@@ -18,13 +18,20 @@ public final class SubscribedUserCache: UserCache {
 
     private struct State {
         var entries: [String: Entry] = [:]
-        /// Bumped by every invalidation: a read that overlapped one is not kept.
+        /// Bumped by every invalidation of a key in this shard: a read that overlapped one is
+        /// not kept.
         var invalidations = 0
+    }
+
+    /// Sixteen shards by key, each with its own lock held for one dictionary operation, so
+    /// concurrent `/me` requests do not queue on one lock.
+    private final class Shard: Sendable {
+        let state = Mutex(State())
     }
 
     public let shared: RedisUserCache
     public let view: RevocationView
-    private let state = Mutex(State())
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
     private let clock: any TesseraClock
     private let localTTL: TimeInterval
     private let capacity: Int
@@ -46,22 +53,27 @@ public final class SubscribedUserCache: UserCache {
     public func user(id: String) async throws -> User? {
         let key = shared.userKey(id)
         let now = clock.now()
-        let (local, before) = state.withLock { state -> (User?, Int) in
-            guard view.isTrusted, let entry = state.entries[key], entry.resync == view.resyncCount, now < entry.expiresAt else {
+        let shard = shard(for: key)
+        let trusted = view.isTrusted
+        let resync = view.resyncCount
+        let (local, before) = shard.state.withLock { state -> (User?, Int) in
+            guard trusted, let entry = state.entries[key], entry.resync == resync, now < entry.expiresAt else {
                 return (nil, state.invalidations)
             }
             return (entry.user, state.invalidations)
         }
         if let local { return local }
         guard let user = try await shared.user(id: id) else { return nil }
-        state.withLock { state in
-            // Only what was read while trusted and with no invalidation in between.
-            guard view.isTrusted, state.invalidations == before else { return }
+        // Only what was read while trusted and with no invalidation in between.
+        guard view.isTrusted else { return user }
+        let capacity = max(1, self.capacity / shards.count)
+        shard.state.withLock { state in
+            guard state.invalidations == before else { return }
             if state.entries.count >= capacity, state.entries[key] == nil {
                 state.entries = state.entries.filter { now < $0.value.expiresAt }
                 if state.entries.count >= capacity, let victim = state.entries.keys.first { state.entries[victim] = nil }
             }
-            state.entries[key] = Entry(user: user, expiresAt: now.addingTimeInterval(localTTL), resync: view.resyncCount)
+            state.entries[key] = Entry(user: user, expiresAt: now.addingTimeInterval(localTTL), resync: resync)
         }
         return user
     }
@@ -75,8 +87,10 @@ public final class SubscribedUserCache: UserCache {
         try await shared.invalidate(userID: userID)
     }
 
+    private func shard(for key: String) -> Shard { shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))] }
+
     private func drop(_ key: String) {
-        state.withLock { state in
+        shard(for: key).state.withLock { state in
             state.entries[key] = nil
             state.invalidations += 1
         }

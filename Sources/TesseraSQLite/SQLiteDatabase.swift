@@ -111,6 +111,33 @@ public final class SQLiteDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3") { db in
+            // Upstream-refresh leases: one row per credential being refreshed, gone with the
+            // session; expired rows are taken over in place and swept by purgeExpired.
+            try db.execute(
+                sql: """
+                    CREATE TABLE credential_leases (
+                        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        fence TEXT NOT NULL,
+                        expires_at REAL NOT NULL,
+                        PRIMARY KEY (session_id, name)
+                    );
+                    """
+            )
+        }
+        migrator.registerMigration("v4") { db in
+            // MFA recovery codes, as SHA-256 hashes only; one row per unused code.
+            try db.execute(
+                sql: """
+                    CREATE TABLE mfa_recovery_codes (
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        hash TEXT NOT NULL,
+                        PRIMARY KEY (user_id, hash)
+                    );
+                    """
+            )
+        }
         return migrator
     }
 

@@ -147,6 +147,27 @@ public struct SQLiteTokenStore: TokenStore {
         }
     }
 
+    public func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        let now = clock.now()
+        guard now < token.expiresAt else { return false }
+        return try await database.write { db in
+            // An expired leftover does not count as a newer token.
+            try db.execute(
+                sql: "DELETE FROM one_time_tokens WHERE kind = ? AND user_id = ? AND expires_at <= ?",
+                arguments: [token.kind, token.userID, now.storedValue]
+            )
+            let live = try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM one_time_tokens WHERE kind = ? AND user_id = ?)", arguments: [token.kind, token.userID]
+            ) ?? false
+            guard !live else { return false }
+            try db.execute(
+                sql: "INSERT INTO one_time_tokens (kind, hash, user_id, payload, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [token.kind, token.hash, token.userID, token.payload, token.expiresAt.storedValue]
+            )
+            return true
+        }
+    }
+
     // MARK: Credentials (deleted with their session by the foreign key's ON DELETE CASCADE)
 
     public func putCredential(_ credential: SessionCredential, limit: Int) async throws -> CredentialWrite {
@@ -225,13 +246,15 @@ public struct SQLiteTokenStore: TokenStore {
             try db.execute(sql: "DELETE FROM denylist WHERE expires_at <= ?", arguments: [now])
             removed += db.changesCount
             try db.execute(sql: "DELETE FROM one_time_tokens WHERE expires_at <= ?", arguments: [now])
+            removed += db.changesCount
+            try db.execute(sql: "DELETE FROM credential_leases WHERE expires_at <= ?", arguments: [now])
             return removed + db.changesCount
         }
     }
 
     // MARK: Helpers (inside a transaction)
 
-    private static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
+    static func liveSession(_ db: Database, id: String, now: Date) throws -> SessionRecord? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
         let session = Self.session(from: row)
         return session.isLive(at: now) ? session : nil

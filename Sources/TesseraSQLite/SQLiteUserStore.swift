@@ -53,6 +53,28 @@ public struct SQLiteUserStore: UserStore {
         if changed == 0 { throw UserStoreError.notFound }
     }
 
+    public func replaceRecoveryCodes(userID: String, hashes: [String]) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM mfa_recovery_codes WHERE user_id = ?", arguments: [userID])
+            for hash in hashes {
+                try db.execute(sql: "INSERT OR IGNORE INTO mfa_recovery_codes (user_id, hash) VALUES (?, ?)", arguments: [userID, hash])
+            }
+        }
+    }
+
+    public func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM mfa_recovery_codes WHERE user_id = ? AND hash = ?", arguments: [userID, hash])
+            return db.changesCount == 1
+        }
+    }
+
+    public func recoveryCodeCount(userID: String) async throws -> Int {
+        try await database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = ?", arguments: [userID]) ?? 0
+        }
+    }
+
     private static func user(from row: Row) -> User {
         User(
             id: row["id"], email: row["email"], passwordHash: row["password_hash"], mfaEnabled: row["mfa_enabled"],

@@ -28,8 +28,14 @@ extension AuthController {
         }
     }
 
-    struct CodeBody: Decodable {
+    struct PasswordBody: Decodable {
+        var password: String
+    }
+
+    /// MFA changes carry the current password (re-authentication) as well as the code.
+    struct CodePasswordBody: Decodable {
         var code: String
+        var password: String
     }
 
     struct MFAVerifyBody: Decodable {
@@ -49,8 +55,10 @@ extension AuthController {
         }
         group.delete("sessions/{id}") { request, context in
             let claims = try await authenticate(request)
-            try await service.endSession(id: try context.parameters.require("id"), claims)
-            return Response(status: .noContent)
+            let id = try context.parameters.require("id")
+            try await service.endSession(id: id, claims)
+            // Ending another device's session leaves this browser signed in.
+            return id == claims.sid ? Self.sessionEnded() : Response(status: .noContent)
         }
 
         group.post("password/change") { request, context in
@@ -64,32 +72,42 @@ extension AuthController {
             try await service.forgotPassword(email: body.email, client: clientInfo(request, context))
             return try JSONBody.response(Accepted(), status: .accepted)
         }
-        group.post("password/reset") { request, _ in
+        group.post("password/reset") { request, context in
             let body = try await JSONBody.decode(ResetBody.self, from: request)
-            try await service.resetPassword(token: body.token, new: body.newPassword)
-            return Response(status: .noContent)
+            try await service.resetPassword(token: body.token, new: body.newPassword, client: clientInfo(request, context))
+            // Every session of the user has ended, this browser's included.
+            return Self.sessionEnded()
         }
 
-        group.post("mfa/enroll") { request, _ in
-            let enrollment = try await service.enrollMFA(try await authenticate(request))
+        group.post("mfa/enroll") { request, context in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(PasswordBody.self, from: request)
+            let enrollment = try await service.enrollMFA(password: body.password, claims, client: clientInfo(request, context))
             return try JSONBody.response(EnrollmentResponse(secret: enrollment.secret, otpauthURI: enrollment.otpauthURI))
         }
-        group.post("mfa/confirm") { request, _ in
+        group.post("mfa/confirm") { request, context in
             let claims = try await authenticate(request)
-            let body = try await JSONBody.decode(CodeBody.self, from: request)
-            try await service.confirmMFA(code: body.code, claims)
+            let body = try await JSONBody.decode(CodePasswordBody.self, from: request)
+            let codes = try await service.confirmMFA(code: body.code, password: body.password, claims, client: clientInfo(request, context))
+            return try JSONBody.response(RecoveryCodesResponse(recoveryCodes: codes))
+        }
+        group.post("mfa/disable") { request, context in
+            let claims = try await authenticate(request)
+            let body = try await JSONBody.decode(CodePasswordBody.self, from: request)
+            try await service.disableMFA(code: body.code, password: body.password, claims, client: clientInfo(request, context))
             return Response(status: .noContent)
         }
-        group.post("mfa/disable") { request, _ in
+        group.post("mfa/recovery-codes") { request, context in
             let claims = try await authenticate(request)
-            let body = try await JSONBody.decode(CodeBody.self, from: request)
-            try await service.disableMFA(code: body.code, claims)
-            return Response(status: .noContent)
+            let body = try await JSONBody.decode(PasswordBody.self, from: request)
+            let codes = try await service.regenerateRecoveryCodes(password: body.password, claims, client: clientInfo(request, context))
+            return try JSONBody.response(RecoveryCodesResponse(recoveryCodes: codes))
         }
         group.post("mfa/verify") { request, context in
+            let transport = try TokenTransport(request.headers)
             let body = try await JSONBody.decode(MFAVerifyBody.self, from: request)
             let grant = try await service.verifyMFA(token: body.mfaToken, code: body.code, client: clientInfo(request, context))
-            return try JSONBody.response(TokenResponse(grant))
+            return try tokenResponse(grant, transport)
         }
 
         group.get("session/credentials/{name}") { request, context in
@@ -102,16 +120,23 @@ extension AuthController {
         }
         group.put("session/credentials/{name}") { request, context in
             let claims = try await authenticate(request)
+            try JSONBody.requireJSONContentType(request)
             // Any JSON value the application chooses (typically an object with the provider's tokens).
             let buffer = try await request.body.collect(upTo: AuthService.maxCredentialSize + 1)
             guard buffer.readableBytes <= AuthService.maxCredentialSize else {
                 throw APIError(.contentTooLarge, code: "payload_too_large", detail: "A credential is at most \(AuthService.maxCredentialSize) bytes.")
             }
             let data = Data(buffer.readableBytesView)
-            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+            guard let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
                 throw APIError(.badRequest, code: "malformed_json", detail: "The credential must be a JSON value.")
             }
-            try await service.putCredential(named: try context.parameters.require("name"), value: data, claims)
+            let name = try context.parameters.require("name")
+            if (value as? [String: Any])?["type"] as? String == "oauth2" {
+                let body = try JSONBody.decodeValue(OAuth2CredentialBody.self, from: data)
+                try await service.putOAuth2Credential(named: name, try body.credential(now: service.clock.now()), claims)
+            } else {
+                try await service.putCredential(named: name, value: data, claims)
+            }
             return Response(status: .noContent)
         }
         group.delete("session/credentials/{name}") { request, context in
@@ -122,8 +147,43 @@ extension AuthController {
     }
 }
 
+/// `{"type": "oauth2", "access_token", "refresh_token", "expires_in", "token_endpoint",
+/// "client_id", "client_secret"?, "scope"?}`.
+struct OAuth2CredentialBody: Decodable {
+    var accessToken: String
+    var refreshToken: String
+    var expiresIn: Int
+    var tokenEndpoint: String
+    var clientID: String
+    var clientSecret: String?
+    var scope: String?
+    var tokenType: String?
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token", refreshToken = "refresh_token", expiresIn = "expires_in", tokenEndpoint = "token_endpoint"
+        case clientID = "client_id", clientSecret = "client_secret", scope, tokenType = "token_type"
+    }
+
+    func credential(now: Date) throws -> OAuth2Credential {
+        for (field, value) in [("access_token", accessToken), ("refresh_token", refreshToken), ("client_id", clientID)] where value.isEmpty {
+            throw APIError.invalidRequest("field '\(field)' must not be empty")
+        }
+        guard expiresIn >= 0 else { throw APIError.invalidRequest("field 'expires_in' must not be negative") }
+        return OAuth2Credential(
+            accessToken: accessToken, tokenType: tokenType ?? "Bearer", expiresAt: now.addingTimeInterval(TimeInterval(expiresIn)),
+            refreshToken: refreshToken, tokenEndpoint: tokenEndpoint, clientID: clientID, clientSecret: clientSecret, scope: scope
+        )
+    }
+}
+
 struct Accepted: Encodable {
     var status = "accepted"
+}
+
+/// Shown once: only hashes are stored.
+struct RecoveryCodesResponse: Encodable {
+    var recoveryCodes: [String]
+    enum CodingKeys: String, CodingKey { case recoveryCodes = "recovery_codes" }
 }
 
 struct EnrollmentResponse: Encodable {

@@ -15,6 +15,22 @@ struct AdminController: Sendable {
             try authorize(request)
             return try JSONBody.response(try await stats())
         }
+        // For an owner who lost every second factor; the operations CLI calls this too.
+        group.post("users/{id}/mfa/reset") { request, context in
+            try authorize(request)
+            let wasEnabled = try await service.resetMFA(userID: try context.parameters.require("id"))
+            return try JSONBody.response(MFAReset(mfaWasEnabled: wasEnabled))
+        }
+    }
+
+    struct MFAReset: Encodable {
+        var status = "reset"
+        /// False when MFA was off (a pending enrolment is still cancelled).
+        var mfaWasEnabled: Bool
+        enum CodingKeys: String, CodingKey {
+            case status
+            case mfaWasEnabled = "mfa_was_enabled"
+        }
     }
 
     private func authorize(_ request: Request) throws {

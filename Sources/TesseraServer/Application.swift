@@ -15,20 +15,31 @@ public enum TesseraHTTP {
         public var serviceKey: String?
         /// Bearer key for `/metrics`; nil: `/metrics` is open to whoever reaches the port.
         public var metricsKey: String?
+        /// Start-up and shutdown phase for `/health/ready`; nil: ready whenever the router runs.
+        public var readiness: Readiness?
         /// nil: no `/metrics`.
         public var metrics: TesseraMetrics?
         /// Its counters appear in stats and metrics.
         public var sweeper: ExpirySweeper?
+        /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
+        public var trustedProxies: TrustedProxies
+        /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
+        /// check of cookie-authenticated requests. Empty: no CORS at all.
+        public var corsOrigins: [WebOrigin]
 
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
-            sweeper: ExpirySweeper? = nil
+            sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none,
+            corsOrigins: [WebOrigin] = []
         ) {
+            self.readiness = readiness
             self.adminKey = adminKey
             self.serviceKey = serviceKey
             self.metricsKey = metricsKey
             self.metrics = metrics
             self.sweeper = sweeper
+            self.trustedProxies = trustedProxies
+            self.corsOrigins = corsOrigins
         }
     }
 
@@ -54,9 +65,16 @@ public enum TesseraHTTP {
                 return metrics.response()
             }
         }
+        let browser = BrowserPolicy(corsOrigins: options.corsOrigins)
+        router.add(middleware: CORSMiddleware(policy: browser))
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: UnsupportedMethodMiddleware())
-        AuthController(service: service).addRoutes(to: router.group("v1/auth"))
+        let auth = AuthController(service: service, browser: browser, trustedProxies: options.trustedProxies)
+        auth.addRoutes(to: router.group("v1/auth"))
+        if let serviceKey = options.serviceKey {
+            OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+        }
+        ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
@@ -66,6 +84,10 @@ public enum TesseraHTTP {
             return response
         }
         router.get("health") { _, _ in try await health(service.tokens) }
+        router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
+        router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
+        // Last: it then wraps only the not-found path, where /v1/authz/check lands for any method.
+        router.add(middleware: ForwardAuthMiddleware(controller: auth))
         return router
     }
 
@@ -94,6 +116,30 @@ public enum TesseraHTTP {
         var status: String
         var mode: String
         var store: Store
+    }
+
+    struct ReadyBody: Encodable {
+        var status: String
+        var phase: String
+        var mode: String?
+    }
+
+    /// 200 while the instance can do its job: serving, and the store answers or a fallback
+    /// serves in its place. 503 before the server listens, once shutdown has begun, and while
+    /// the store is unreachable with nothing in its place.
+    static func ready(_ store: any TokenStore, phase: Readiness.Phase) async throws -> Response {
+        guard phase == .serving else {
+            return try JSONBody.response(ReadyBody(status: "not_ready", phase: phase.name), status: .serviceUnavailable)
+        }
+        let fallback = store as? FallbackTokenStore
+        let connected = await probe(store).connected
+        guard connected || fallback != nil else {
+            return try JSONBody.response(
+                ReadyBody(status: "not_ready", phase: phase.name, mode: StoreMode.primary.rawValue), status: .serviceUnavailable
+            )
+        }
+        let mode = connected ? (fallback?.mode ?? .primary) : .fallback
+        return try JSONBody.response(ReadyBody(status: "ready", phase: phase.name, mode: mode.rawValue))
     }
 
     /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves; 503 `down` when

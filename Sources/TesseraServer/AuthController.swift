@@ -6,6 +6,9 @@ import Tessera
 /// HTTP API v1. docs/API.md is the contract these routes implement.
 struct AuthController: Sendable {
     let service: AuthService
+    let browser: BrowserPolicy
+    /// Whose forwarding headers name the client (`--trusted-proxies`).
+    var trustedProxies = TrustedProxies.none
 
     struct Credentials: Decodable {
         var email: String
@@ -14,42 +17,62 @@ struct AuthController: Sendable {
     }
 
     struct RefreshBody: Decodable {
-        var refreshToken: String
+        var refreshToken: String?
         enum CodingKeys: String, CodingKey { case refreshToken = "refresh_token" }
     }
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.post("register") { request, context in
+            let transport = try TokenTransport(request.headers)
             let body = try await JSONBody.decode(Credentials.self, from: request)
             let grant = try await service.register(
                 email: body.email, password: body.password, client: clientInfo(request, context, device: body.device)
             )
-            return try JSONBody.response(TokenResponse(grant), status: .created)
+            return try tokenResponse(grant, transport, status: .created)
         }
         group.post("login") { request, context in
+            let transport = try TokenTransport(request.headers)
             let body = try await JSONBody.decode(Credentials.self, from: request)
             let result = try await service.login(
                 email: body.email, password: body.password, client: clientInfo(request, context, device: body.device)
             )
             switch result {
             case .tokens(let grant):
-                return try JSONBody.response(TokenResponse(grant))
+                return try tokenResponse(grant, transport)
             case .mfaRequired(let challenge):
                 return try JSONBody.response(MFARequiredResponse(mfaToken: challenge.token, expiresIn: challenge.expiresIn))
             }
         }
         group.post("refresh") { request, context in
-            let body = try await JSONBody.decode(RefreshBody.self, from: request)
-            let grant = try await service.refresh(refreshToken: body.refreshToken, client: clientInfo(request, context))
-            return try JSONBody.response(TokenResponse(grant))
+            var transport = try TokenTransport(request.headers)
+            var token = try await JSONBody.decodeIfPresent(RefreshBody.self, from: request)?.refreshToken
+            if token == nil, let cookie = SessionCookies.value(of: SessionCookies.refreshName, in: request.headers) {
+                // A refresh authenticated by the cookie is a cookie request: the CSRF rule
+                // applies, and its tokens never go into the body.
+                try browser.verifyRequestOrigin(request)
+                token = cookie
+                transport = .cookie
+            }
+            do {
+                guard let token else {
+                    throw transport == .cookie ? AuthError.invalidRefreshToken : APIError.invalidRequest("missing field 'refresh_token'")
+                }
+                let grant = try await service.refresh(refreshToken: token, client: clientInfo(request, context))
+                return try tokenResponse(grant, transport)
+            } catch let error as AuthError where error == .invalidRefreshToken || error == .refreshTokenReused {
+                // The session is over (or never was): the browser must drop its cookies.
+                var problem = APIError(error)
+                problem.headers.append(contentsOf: SessionCookies.clearing)
+                throw problem
+            }
         }
         group.post("logout") { request, _ in
             try await service.logout(try await authenticate(request))
-            return Response(status: .noContent)
+            return Self.sessionEnded()
         }
         group.post("logout-all") { request, _ in
             try await service.logoutAll(try await authenticate(request))
-            return Response(status: .noContent)
+            return Self.sessionEnded()
         }
         group.get("me") { request, _ in
             let user = try await service.currentUser(try await authenticate(request))
@@ -58,28 +81,41 @@ struct AuthController: Sendable {
         addAccountRoutes(to: group)
     }
 
-    /// The Bearer token's claims, after signature, expiry and revocation checks.
+    /// The access token's claims (Bearer header or access cookie), after signature, expiry and
+    /// revocation checks; a cookie-authenticated unsafe request must also pass the CSRF check.
     func authenticate(_ request: Request) async throws -> AccessClaims {
-        guard let token = request.bearerToken else { throw AuthError.invalidToken }
-        return try await service.authenticate(bearer: token)
+        guard let credential = AccessCredential(request.headers) else { throw AuthError.invalidToken }
+        if credential.isCookie { try browser.verifyRequestOrigin(request) }
+        return try await service.authenticate(bearer: credential.token)
+    }
+
+    /// A token response: tokens in the body (bearer), or in cookies and out of the body.
+    func tokenResponse(_ grant: TokenGrant, _ transport: TokenTransport, status: HTTPResponse.Status = .ok) throws -> Response {
+        switch transport {
+        case .bearer:
+            return try JSONBody.response(TokenResponse(grant), status: status)
+        case .cookie:
+            var response = try JSONBody.response(TokenResponse(grant, includingTokens: false), status: status)
+            response.headers.append(contentsOf: SessionCookies.setting(grant))
+            return response
+        }
+    }
+
+    /// 204 for an answer that ends the caller's session, with both cookies cleared (a no-op for
+    /// Bearer clients, which have none).
+    static func sessionEnded() -> Response {
+        var headers = HTTPFields()
+        headers.append(contentsOf: SessionCookies.clearing)
+        return Response(status: .noContent, headers: headers)
     }
 
     func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
         ClientInfo(
-            device: device.map { String($0.prefix(200)) },
-            userAgent: request.headers[.userAgent].map { String($0.prefix(512)) },
-            ipAddress: context.remoteAddress?.ipAddress
+            // Bounded in UTF-8 bytes: one character can be thousands of bytes of combining marks.
+            device: device.map { $0.truncatedToUTF8(200) },
+            userAgent: request.headers[.userAgent].map { $0.truncatedToUTF8(512) },
+            ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
         )
-    }
-}
-
-extension Request {
-    /// The credential of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-    var bearerToken: String? {
-        guard let header = headers[.authorization] else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }
 
@@ -116,18 +152,19 @@ struct UserResponse: Encodable {
 }
 
 struct TokenResponse: Encodable {
-    var accessToken: String
+    /// nil in cookie mode: the tokens are in cookies, out of reach of page scripts.
+    var accessToken: String?
     var tokenType = "Bearer"
     var expiresIn: Int
-    var refreshToken: String
+    var refreshToken: String?
     var refreshExpiresIn: Int
     var sessionID: String
     var user: UserResponse
 
-    init(_ grant: TokenGrant) {
-        accessToken = grant.accessToken
+    init(_ grant: TokenGrant, includingTokens: Bool = true) {
+        accessToken = includingTokens ? grant.accessToken : nil
         expiresIn = grant.accessExpiresIn
-        refreshToken = grant.refreshToken
+        refreshToken = includingTokens ? grant.refreshToken : nil
         refreshExpiresIn = grant.refreshExpiresIn
         sessionID = grant.sessionID
         user = UserResponse(grant.user)

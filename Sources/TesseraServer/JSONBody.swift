@@ -9,8 +9,36 @@ enum JSONBody {
     static let maxSize = 64 * 1024
 
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        try requireJSONContentType(request)
         let buffer = try await request.body.collect(upTo: maxSize)
-        let data = Data(buffer.readableBytesView)
+        return try decodeValue(type, from: Data(buffer.readableBytesView))
+    }
+
+    /// nil for an empty body (whatever its type); otherwise as `decode`.
+    static func decodeIfPresent<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T? {
+        let buffer = try await request.body.collect(upTo: maxSize)
+        guard buffer.readableBytes > 0 else { return nil }
+        try requireJSONContentType(request)
+        return try decodeValue(type, from: Data(buffer.readableBytesView))
+    }
+
+    /// A cross-site HTML form can only send `application/x-www-form-urlencoded`,
+    /// `multipart/form-data` or `text/plain` without a CORS preflight; refusing every type but
+    /// JSON closes that path to the JSON endpoints.
+    static func requireJSONContentType(_ request: Request) throws {
+        guard let type = request.headers[.contentType], isJSON(type) else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", detail: "The request body must be sent as Content-Type: application/json.")
+        }
+    }
+
+    /// `application/json`, in any case, with or without parameters such as `charset`.
+    static func isJSON(_ contentType: String) -> Bool {
+        let mediaType = HTTPBytes.trimmed(Substring(contentType).utf8.prefix { $0 != UInt8(ascii: ";") })
+        return mediaType.count == 16 && zip(mediaType, "application/json".utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
+    }
+
+    /// The same checks on a body already read.
+    static func decodeValue<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
             throw APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
         }

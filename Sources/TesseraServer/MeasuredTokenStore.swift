@@ -48,6 +48,9 @@ struct MeasuredTokenStore: TokenStore {
     func putOneTimeToken(_ token: OneTimeToken) async throws {
         try await measure("put_one_time_token") { try await base.putOneTimeToken(token) }
     }
+    func restoreOneTimeToken(_ token: OneTimeToken) async throws -> Bool {
+        try await measure("restore_one_time_token") { try await base.restoreOneTimeToken(token) }
+    }
     func consumeOneTimeToken(kind: String, userID: String, hash: String) async throws -> OneTimeToken? {
         try await measure("consume_one_time_token") { try await base.consumeOneTimeToken(kind: kind, userID: userID, hash: hash) }
     }
@@ -59,6 +62,19 @@ struct MeasuredTokenStore: TokenStore {
     }
     func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
         try await measure("delete_credential") { try await base.deleteCredential(named: name, sessionID: sessionID, userID: userID) }
+    }
+    func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws -> Bool {
+        try await measure("acquire_credential_lease") {
+            try await base.acquireCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence, ttl: ttl)
+        }
+    }
+    func completeCredentialLease(_ credential: SessionCredential, fence: String) async throws -> Bool {
+        try await measure("complete_credential_lease") { try await base.completeCredentialLease(credential, fence: fence) }
+    }
+    func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws {
+        try await measure("release_credential_lease") {
+            try await base.releaseCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence)
+        }
     }
     func statistics() async throws -> TokenStoreStatistics {
         try await measure("statistics") { try await base.statistics() }

@@ -35,12 +35,14 @@ public struct APIError: Error, Sendable {
             self.init(.unauthorized, code: error.code, detail: error.detail, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         case .invalidCredentials, .invalidRefreshToken, .refreshTokenReused, .invalidMFAToken, .invalidMFACode:
             self.init(.unauthorized, code: error.code, detail: error.detail)
-        case .sessionNotFound, .credentialNotFound:
+        case .sessionNotFound, .credentialNotFound, .userNotFound:
             self.init(.notFound, code: error.code, detail: error.detail)
         case .invalidResetToken:
             self.init(.badRequest, code: error.code, detail: error.detail)
-        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached:
+        case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached, .upstreamRefreshFailed:
             self.init(.conflict, code: error.code, detail: error.detail)
+        case .upstreamUnavailable:
+            self.init(.badGateway, code: error.code, detail: error.detail)
         case .rateLimited(let seconds), .accountLocked(let seconds):
             self.init(.tooManyRequests, code: error.code, detail: error.detail, headers: [.retryAfter: String(seconds)])
         }

@@ -87,6 +87,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bearer key for /metrics, at least 16 characters; unset leaves /metrics open. [env: TESSERA_METRICS_KEY]")
     var metricsKey: String?
 
+    @Option(help: "text (one line per record) or json (one JSON object per line). [env: TESSERA_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: TESSERA_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -101,15 +104,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory for password-reset messages, one JSON file each. [env: TESSERA_OUTBOX_DIR] (default: outbox beside the database)")
     var outboxDir: String?
 
-    @Option(help: "POST password-reset messages as JSON to this http(s) URL instead of the outbox. [env: TESSERA_NOTIFY_WEBHOOK]")
+    @Option(help: "POST account messages (reset tokens, MFA notices) as JSON to this http(s) URL instead of the outbox. [env: TESSERA_NOTIFY_WEBHOOK]")
     var notifyWebhook: String?
+
+    @Option(help: "With --notify-webhook: directory where messages wait until delivered, kept across restarts. [env: TESSERA_NOTIFY_SPOOL_DIR] (default: notify-spool beside the database)")
+    var notifySpoolDir: String?
 
     @Option(help: "AES-256-GCM key for TOTP secrets and session credentials, created with mode 0600 on first start. [env: TESSERA_ENCRYPTION_KEY_FILE] (default: tessera-encryption.key beside the database)")
     var encryptionKeyFile: String?
 
     @Option(help: "Logins per client IP, N/SECONDS or off. [env: TESSERA_RATE_LIMIT_LOGIN] (default: 30/60)")
     var rateLimitLogin: String?
-    @Option(help: "Logins per account (email). [env: TESSERA_RATE_LIMIT_LOGIN_ACCOUNT] (default: 10/60)")
+    @Option(help: "Logins per account (email), counted per client IP. [env: TESSERA_RATE_LIMIT_LOGIN_ACCOUNT] (default: 10/60)")
     var rateLimitLoginAccount: String?
     @Option(help: "Registrations per client IP. [env: TESSERA_RATE_LIMIT_REGISTER] (default: 20/3600)")
     var rateLimitRegister: String?
@@ -126,11 +132,29 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Refreshes per account. [env: TESSERA_RATE_LIMIT_REFRESH_ACCOUNT] (default: 60/60)")
     var rateLimitRefreshAccount: String?
 
-    @Option(help: "Consecutive failed logins that lock an account; 0 turns locking off. [env: TESSERA_LOCKOUT_THRESHOLD] (default: 10)")
+    @Option(help: "Consecutive failed logins from one client (IP) that lock that client out of an account; 0 turns locking off. [env: TESSERA_LOCKOUT_THRESHOLD] (default: 10)")
     var lockoutThreshold: Int?
 
-    @Option(help: "How long a locked account stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
+    @Option(help: "How long a locked client stays locked, in seconds. [env: TESSERA_LOCKOUT_DURATION] (default: 900)")
     var lockoutDuration: Double?
+    @Option(help: "Proxies whose X-Forwarded-For / Forwarded headers name the client: IPv4/IPv6 addresses or CIDR blocks, separated by commas. [env: TESSERA_TRUSTED_PROXIES] (default: none)")
+    var trustedProxies: String?
+
+    @Option(help: "URL prefixes allowed as token endpoints of OAuth2 session credentials, separated by commas; unset refuses OAuth2 credentials. [env: TESSERA_UPSTREAM_TOKEN_ENDPOINTS]")
+    var upstreamTokenEndpoints: String?
+
+    @Option(help: "An OAuth2 credential's access token is refreshed when it is valid for less than this, in seconds. [env: TESSERA_UPSTREAM_MIN_VALIDITY] (default: 60)")
+    var upstreamMinValidity: Double?
+
+
+    @Option(help: "Failed logins for an account from all clients before each further attempt must wait (1 s, doubling); 0 turns it off. [env: TESSERA_LOGIN_SLOWDOWN_THRESHOLD] (default: 20)")
+    var loginSlowdownThreshold: Int?
+
+    @Option(help: "Longest wait between login attempts of a slowed-down account, in seconds. [env: TESSERA_LOGIN_SLOWDOWN_MAX_DELAY] (default: 300)")
+    var loginSlowdownMaxDelay: Double?
+    @Option(help: "Comma-separated origins (scheme://host[:port]) whose pages may call Tessera with credentials: CORS, and the CSRF check of cookie-authenticated requests. [env: TESSERA_CORS_ORIGINS] (default: none)")
+    var corsOrigins: String?
+
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -139,14 +163,17 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServerConfiguration
         let level: Logger.Level
+        let json: Bool
         do {
             var settings = Settings(environment: environment)
             configuration = try settings.configuration(self)
             level = try settings.logLevel(logLevel)
+            json = try settings.jsonLogs(logFormat)
         } catch let error as ConfigurationError {
             fail(error.description)
         }
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -227,6 +254,7 @@ private struct Settings {
         }
         configuration.outboxDirectory = flags.outboxDir ?? environment["TESSERA_OUTBOX_DIR"]
         configuration.notifyWebhook = flags.notifyWebhook ?? environment["TESSERA_NOTIFY_WEBHOOK"]
+        configuration.notifySpoolDirectory = flags.notifySpoolDir ?? environment["TESSERA_NOTIFY_SPOOL_DIR"]
         configuration.encryptionKeyFile = flags.encryptionKeyFile ?? environment["TESSERA_ENCRYPTION_KEY_FILE"]
         var limits = configuration.rateLimits
         let settings: [(RateLimitedAction, perAccount: Bool, String?, String)] = [
@@ -250,9 +278,52 @@ private struct Settings {
         guard limits.lockoutThreshold >= 0, limits.lockoutDuration >= 1 else {
             throw ConfigurationError("lockout threshold must not be negative and lockout duration must be at least 1 second")
         }
+        limits.slowdownThreshold = try value(flags.loginSlowdownThreshold, "TESSERA_LOGIN_SLOWDOWN_THRESHOLD", limits.slowdownThreshold)
+        limits.slowdownMaxDelay = try value(flags.loginSlowdownMaxDelay, "TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", limits.slowdownMaxDelay)
+        guard limits.slowdownThreshold >= 0, limits.slowdownMaxDelay >= 1, limits.slowdownMaxDelay <= limits.slowdownWindow else {
+            throw ConfigurationError("login slow-down threshold must not be negative and its maximum delay must be 1 to 86400 seconds")
+        }
         configuration.rateLimits = limits
+        if let text = flags.trustedProxies ?? environment["TESSERA_TRUSTED_PROXIES"] {
+            do {
+                configuration.trustedProxies = try TrustedProxies(parsing: text)
+            } catch {
+                throw ConfigurationError("trusted proxies: \(error)")
+            }
+        }
+        if let text = flags.upstreamTokenEndpoints ?? environment["TESSERA_UPSTREAM_TOKEN_ENDPOINTS"] {
+            configuration.upstreamTokenEndpoints = try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.map { item in
+                    guard let prefix = UpstreamCredentials.allowedPrefix(item) else {
+                        throw ConfigurationError("upstream token endpoint '\(item)' is not an http(s) URL with a host and no query")
+                    }
+                    return prefix
+                }
+        }
+        configuration.upstreamMinValidity = try value(flags.upstreamMinValidity, "TESSERA_UPSTREAM_MIN_VALIDITY", configuration.upstreamMinValidity)
+        guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
+        configuration.corsOrigins = try Self.origins(flags.corsOrigins ?? environment["TESSERA_CORS_ORIGINS"])
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         return configuration
+    }
+
+    func jsonLogs(_ flag: String?) throws -> Bool {
+        switch (flag ?? environment["TESSERA_LOG_FORMAT"] ?? "text").lowercased() {
+        case "text": return false
+        case "json": return true
+        case let other: throw ConfigurationError("unknown log format '\(other)': choose text or json")
+        }
+    }
+
+    /// `--cors-origins`: exact origins; any entry that is not one stops start-up.
+    static func origins(_ raw: String?) throws -> [WebOrigin] {
+        guard let raw else { return [] }
+        return try raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text in
+            guard let origin = WebOrigin(configured: text) else {
+                throw ConfigurationError("cors origin '\(text)' is not an origin: use scheme://host[:port], e.g. https://app.example.com")
+            }
+            return origin
+        }
     }
 
     func logLevel(_ flag: String?) throws -> Logger.Level {

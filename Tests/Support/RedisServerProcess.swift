@@ -213,7 +213,7 @@ public final class RedisServerProcess: Sendable {
     }
 
     /// A TCP socket and 127.0.0.1:`port` as a `sockaddr`, closed when `body` returns.
-    private static func withLoopbackSocket<T>(
+    static func withLoopbackSocket<T>(
         port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> T
     ) -> T? {
         #if canImport(Glibc)

@@ -147,6 +147,32 @@ struct PasswordAPITests {
         }
     }
 
+    /// Outbox files hold live tokens: they go once the token is used, replaced or expired.
+    @Test func outboxFilesAreDeletedOnceTheirTokenIsUsedReplacedOrExpired() async throws {
+        let tessera = try await TestTessera.make()
+        try await tessera.test { client in
+            let email = "outbox-cleanup@example.com"
+            _ = try await client.register(email)
+            func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: tessera.outbox)) ?? []).filter { $0.hasSuffix(".json") } }
+            _ = try await client.post("/v1/auth/password/forgot", ["email": email])
+            let first = try #require(try await waitForOutbox(tessera.outbox, count: 1).first?["token"] as? String)
+            tessera.clock.advance(by: 1)
+            _ = try await client.post("/v1/auth/password/forgot", ["email": email])
+            let second = try await waitForToken(tessera.outbox, other: first)
+            // The replaced token's file went; only the newer one is left.
+            #expect(outboxMessages(tessera.outbox).compactMap { $0["token"] as? String } == [second])
+            #expect(try await client.post("/v1/auth/password/reset", ["token": second, "new_password": "fresh password"]).status == .noContent)
+            #expect(files().isEmpty)
+
+            _ = try await client.post("/v1/auth/password/forgot", ["email": email])
+            _ = try await waitForOutbox(tessera.outbox, count: 1)
+            #expect(tessera.service.security.notifier.purgeExpired() == 0)
+            tessera.clock.advance(by: 3601)
+            #expect(tessera.service.security.notifier.purgeExpired() == 1)
+            #expect(files().isEmpty)
+        }
+    }
+
     @Test func aNewResetTokenReplacesTheOldAndTokensExpire() async throws {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
@@ -156,7 +182,7 @@ struct PasswordAPITests {
             let first = try #require(try await waitForOutbox(tessera.outbox, count: 1).first?["token"] as? String)
             tessera.clock.advance(by: 1)
             _ = try await client.post("/v1/auth/password/forgot", ["email": email])
-            let second = try #require(try await waitForOutbox(tessera.outbox, count: 2).last?["token"] as? String)
+            let second = try await waitForToken(tessera.outbox, other: first)
             #expect(first != second)
             #expect(try await client.post("/v1/auth/password/reset", ["token": first, "new_password": "first try pass"]).code == "invalid_reset_token")
 
@@ -172,17 +198,29 @@ struct PasswordAPITests {
 
 @Suite("TOTP MFA (HTTP)")
 struct MFAAPITests {
+    static let password = "correct horse"
+
     /// Registers, enrols and confirms MFA; returns the session reply and the base32 secret.
     static func enrolled(_ client: any TestClientProtocol, _ tessera: TestTessera, email: String) async throws -> (Reply, String) {
+        let (session, secret, _) = try await enrolledWithCodes(client, tessera, email: email)
+        return (session, secret)
+    }
+
+    /// As `enrolled`, with the recovery codes the confirmation answered.
+    static func enrolledWithCodes(
+        _ client: any TestClientProtocol, _ tessera: TestTessera, email: String
+    ) async throws -> (Reply, String, [String]) {
         let session = try await client.register(email)
-        let enrollment = try await client.post("/v1/auth/mfa/enroll", [:], bearer: session["access_token"])
+        let enrollment = try await client.post("/v1/auth/mfa/enroll", ["password": password], bearer: session["access_token"])
         #expect(enrollment.status == .ok)
         let secret = try #require(enrollment["secret"])
         let confirm = try await client.post(
-            "/v1/auth/mfa/confirm", ["code": TestTOTP.code(secret: secret, at: tessera.clock.now())], bearer: session["access_token"]
+            "/v1/auth/mfa/confirm", ["code": TestTOTP.code(secret: secret, at: tessera.clock.now()), "password": password],
+            bearer: session["access_token"]
         )
-        #expect(confirm.status == .noContent)
-        return (session, secret)
+        #expect(confirm.status == .ok)
+        let codes = try #require(confirm.json["recovery_codes"] as? [String])
+        return (session, secret, codes)
     }
 
     @Test func enrolConfirmAndLoginWithASecondFactor() async throws {
@@ -190,7 +228,7 @@ struct MFAAPITests {
         try await tessera.test { client in
             let email = "mfa@example.com"
             let session = try await client.register(email)
-            let enrollment = try await client.post("/v1/auth/mfa/enroll", [:], bearer: session["access_token"])
+            let enrollment = try await client.post("/v1/auth/mfa/enroll", ["password": Self.password], bearer: session["access_token"])
             let secret = try #require(enrollment["secret"])
             let uri = try #require(enrollment["otpauth_uri"])
             #expect(uri.hasPrefix("otpauth://totp/"))
@@ -199,12 +237,15 @@ struct MFAAPITests {
             #expect(TestTOTP.decodeBase32(secret).count >= 20)
             // Not on until a code proves the app has the secret.
             #expect(try await client.call(.get, "/v1/auth/me", bearer: session["access_token"]).json["mfa_enabled"] as? Bool == false)
-            let wrong = try await client.post("/v1/auth/mfa/confirm", ["code": "000000"], bearer: session["access_token"])
+            let wrong = try await client.post("/v1/auth/mfa/confirm", ["code": "000000", "password": Self.password], bearer: session["access_token"])
             #expect(wrong.code == "invalid_mfa_code")
             #expect(try await client.login(email).json["access_token"] != nil)
 
             let code = TestTOTP.code(secret: secret, at: tessera.clock.now())
-            #expect(try await client.post("/v1/auth/mfa/confirm", ["code": code], bearer: session["access_token"]).status == .noContent)
+            let confirmed = try await client.post("/v1/auth/mfa/confirm", ["code": code, "password": Self.password], bearer: session["access_token"])
+            #expect(confirmed.status == .ok)
+            #expect(confirmed.headers[.cacheControl] == "no-store")
+            #expect((confirmed.json["recovery_codes"] as? [String])?.count == 10)
             #expect(try await client.call(.get, "/v1/auth/me", bearer: session["access_token"]).json["mfa_enabled"] as? Bool == true)
 
             let login = try await client.login(email, device: "tablet")
@@ -285,19 +326,25 @@ struct MFAAPITests {
         try await tessera.test { client in
             let email = "mfa-disable@example.com"
             let fresh = try await client.register("mfa-none@example.com")
-            let confirmFirst = try await client.post("/v1/auth/mfa/confirm", ["code": "123456"], bearer: fresh["access_token"])
+            let password = Self.password
+            let confirmFirst = try await client.post("/v1/auth/mfa/confirm", ["code": "123456", "password": password], bearer: fresh["access_token"])
             #expect(confirmFirst.status == .conflict)
             #expect(confirmFirst.code == "mfa_not_enrolled")
-            #expect(try await client.post("/v1/auth/mfa/disable", ["code": "123456"], bearer: fresh["access_token"]).code == "mfa_not_enrolled")
+            let disableFirst = try await client.post("/v1/auth/mfa/disable", ["code": "123456", "password": password], bearer: fresh["access_token"])
+            #expect(disableFirst.code == "mfa_not_enrolled")
 
             let (session, secret) = try await Self.enrolled(client, tessera, email: email)
-            #expect(try await client.post("/v1/auth/mfa/enroll", [:], bearer: session["access_token"]).code == "mfa_already_enabled")
-            #expect(try await client.post("/v1/auth/mfa/disable", ["code": "000000"], bearer: session["access_token"]).code == "invalid_mfa_code")
+            let bearer = session["access_token"]
+            #expect(try await client.post("/v1/auth/mfa/enroll", ["password": password], bearer: bearer).code == "mfa_already_enabled")
+            #expect(try await client.post("/v1/auth/mfa/disable", ["code": "000000", "password": password], bearer: bearer).code == "invalid_mfa_code")
             tessera.clock.advance(by: 30)
             let code = TestTOTP.code(secret: secret, at: tessera.clock.now())
-            #expect(try await client.post("/v1/auth/mfa/disable", ["code": code], bearer: session["access_token"]).status == .noContent)
+            // The right code without the password is not enough.
+            #expect(try await client.post("/v1/auth/mfa/disable", ["code": code], bearer: bearer).code == "invalid_request")
+            #expect(try await client.post("/v1/auth/mfa/disable", ["code": code, "password": "not my password"], bearer: bearer).code == "invalid_credentials")
+            #expect(try await client.post("/v1/auth/mfa/disable", ["code": code, "password": password], bearer: bearer).status == .noContent)
             #expect(try await client.login(email).json["access_token"] != nil)
-            #expect(try await client.post("/v1/auth/mfa/confirm", [:], bearer: session["access_token"]).code == "invalid_request")
+            #expect(try await client.post("/v1/auth/mfa/confirm", [:], bearer: bearer).code == "invalid_request")
         }
     }
 
@@ -527,8 +574,9 @@ struct ObservabilityAPITests {
             #expect(after.misses - before.misses == 1)
             #expect(after.hits - before.hits == 1)
             // Enrolling MFA and confirming it changes the user: the next read is a miss.
-            let secret = try #require(try await client.post("/v1/auth/mfa/enroll", [:], bearer: bearer)["secret"])
-            _ = try await client.post("/v1/auth/mfa/confirm", ["code": TestTOTP.code(secret: secret, at: tessera.clock.now())], bearer: bearer)
+            let secret = try #require(try await client.post("/v1/auth/mfa/enroll", ["password": "correct horse"], bearer: bearer)["secret"])
+            let code = TestTOTP.code(secret: secret, at: tessera.clock.now())
+            _ = try await client.post("/v1/auth/mfa/confirm", ["code": code, "password": "correct horse"], bearer: bearer)
             let me = try await client.call(.get, "/v1/auth/me", bearer: bearer)
             #expect(me.json["mfa_enabled"] as? Bool == true)
             #expect(tessera.service.userCacheStatistics.misses - after.misses == 1)

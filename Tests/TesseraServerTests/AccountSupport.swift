@@ -63,3 +63,14 @@ func waitForOutbox(_ directory: String, count: Int) async throws -> [[String: An
     Issue.record("expected \(count) outbox messages in \(directory)")
     return outboxMessages(directory)
 }
+
+/// Waits (bounded) until the outbox holds a reset token other than `previous`; returns it.
+func waitForToken(_ directory: String, other previous: String? = nil) async throws -> String {
+    for _ in 0..<200 {
+        let tokens = outboxMessages(directory).compactMap { $0["token"] as? String }
+        if let token = tokens.last(where: { $0 != previous }) { return token }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    Issue.record("expected a new reset token in \(directory)")
+    return ""
+}

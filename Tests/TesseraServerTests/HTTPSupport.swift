@@ -73,9 +73,12 @@ struct TestTessera {
         return TestTessera(clock: clock, service: service, outbox: outbox)
     }
 
-    func test<Value>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+    /// `.live` when the test needs a real peer address (trusted proxies).
+    func test<Value>(
+        _ setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value
+    ) async throws -> Value {
         let app = Application(router: TesseraHTTP.router(service: service, options: options))
-        return try await app.test(.router) { client in try await body(client) }
+        return try await app.test(setup) { client in try await body(client) }
     }
 }
 

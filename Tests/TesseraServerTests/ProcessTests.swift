@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 /// The real binary, as a user runs it.
@@ -86,6 +88,14 @@ struct ProcessTests {
         (["serve", "--admin-key", "short"], "admin key must be at least 16 characters"),
         (["serve", "--notify-webhook", "ftp://mail.example.com/hook"], "not an http(s) URL"),
         (["serve", "--lockout-duration", "0"], "lockout duration"),
+        (["serve", "--trusted-proxies", "10.0.0.1/8"], "host bits set"),
+        (["serve", "--trusted-proxies", "10.0.0.0/33"], "bad prefix length"),
+        (["serve", "--trusted-proxies", "10.0.0.0/8,localhost"], "'localhost' is not an IPv4 or IPv6 address"),
+        (["serve", "--upstream-token-endpoints", "idp.example.com/token"], "is not an http(s) URL"),
+        (["serve", "--upstream-min-validity=-1"], "upstream min validity"),
+        (["serve", "--login-slowdown-max-delay", "0"], "login slow-down"),
+        (["serve", "--cors-origins", "https://app.example.com,app.example.com"], "cors origin 'app.example.com' is not an origin"),
+        (["serve", "--cors-origins", "https://app.example.com/login"], "cors origin 'https://app.example.com/login' is not an origin"),
     ])
     func badConfigurationStopsStartupWithOneClearLine(arguments: [String], message: String) async throws {
         try await withTemporaryDirectory { directory in
@@ -95,6 +105,19 @@ struct ProcessTests {
             #expect(output.contains("tessera: error:"), "\(output)")
             #expect(output.contains(message), "\(output)")
         }
+    }
+
+    @Test(arguments: [
+        ("TESSERA_LOGIN_SLOWDOWN_THRESHOLD", "-1", "login slow-down"),
+        ("TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", "100000", "login slow-down"),
+        ("TESSERA_LOGIN_SLOWDOWN_MAX_DELAY", "soon", "TESSERA_LOGIN_SLOWDOWN_MAX_DELAY='soon' is not a valid number"),
+    ])
+    func badLoginSlowdownSettingsStopStartup(variable: String, value: String, message: String) async throws {
+        let (status, output) = try await TesseraProcess.run(
+            ["serve", "--database-url", "memory:", "--token-store", "memory"], environment: [variable: value]
+        )
+        #expect(status != 0)
+        #expect(output.contains("tessera: error:") && output.contains(message), "\(output)")
     }
 
     @Test func anUnreadableKeyFileStopsStartup() async throws {
@@ -141,6 +164,63 @@ struct ProcessTests {
                 #expect(metrics.contains(#"tessera_http_requests_total{route="/v1/auth/password/forgot",method="POST",status="202"} 1"#))
             }
             await server.stop()
+        }
+    }
+}
+
+/// Issue 10, finding 5: a webhook message that could not be delivered before the process
+/// stopped is delivered by the next process (the spool is on disk, beside the database).
+@Suite("Durable webhook delivery (process)")
+struct DurableWebhookProcessTests {
+    @Test func aMessageTheWebhookMissedIsDeliveredAfterARestart() async throws {
+        try await withTemporaryDirectory { directory in
+            let database = "sqlite:\(directory.path)/tessera.db"
+            let spool = "\(directory.path)/notify-spool"
+            let email = "spooled@example.com"
+            // No one listens on port 1: every attempt fails at once.
+            let first = try await TesseraProcess.start(["--database-url", database, "--notify-webhook", "http://127.0.0.1:1/hook?key=sender-secret"])
+            #expect(first.log.contains("(spool \(spool))"), "\(first.log)")
+            try await TestClient.withClient(host: "127.0.0.1", port: first.port) { client in
+                _ = try await client.call(.post, "/v1/auth/register", body: jsonBody(["email": email, "password": "correct horse"]))
+                #expect(try await client.call(.post, "/v1/auth/password/forgot", body: jsonBody(["email": email])).status == .accepted)
+            }
+            for _ in 0..<400 where ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).isEmpty {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            await first.stop()
+            #expect(first.process.terminationStatus == 0)
+            #expect(!first.log.contains("sender-secret"))
+            let left = try FileManager.default.contentsOfDirectory(atPath: spool)
+            #expect(left.count == 1)
+            let mode = try FileManager.default.attributesOfItem(atPath: "\(spool)/\(left[0])")[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+
+            let bodies = Mutex<[Data]>([])
+            let router = Router()
+            router.post("hook") { request, _ -> HTTPResponse.Status in
+                let body = try await request.body.collect(upTo: 65536)
+                bodies.withLock { $0.append(Data(body.readableBytesView)) }
+                return .noContent
+            }
+            try await Application(router: router).test(.live) { hook in
+                let port = try #require(hook.port)
+                let second = try await TesseraProcess.start(["--database-url", database, "--notify-webhook", "http://127.0.0.1:\(port)/hook"])
+                for _ in 0..<400 where bodies.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(25)) }
+                let body = try #require(bodies.withLock { $0.first })
+                let message = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+                #expect(message["to"] as? String == email)
+                let token = try #require(message["token"] as? String)
+                for _ in 0..<200 where !((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).isEmpty {
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty)
+                // The token still works: it is the one the first process stored.
+                let reset = try await TestClient.withClient(host: "127.0.0.1", port: second.port) { client in
+                    try await client.call(.post, "/v1/auth/password/reset", body: jsonBody(["token": token, "new_password": "after the restart"]))
+                }
+                #expect(reset.status == .noContent)
+                await second.stop()
+            }
         }
     }
 }

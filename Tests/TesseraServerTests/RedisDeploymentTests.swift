@@ -224,9 +224,9 @@ struct SharedDeploymentTests {
                     // MFA turned on through A shows on B within the same bound as a revocation.
                     let cached = try await deployment.register(a, "cached@example.com")
                     #expect(try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == false)
-                    let secret = try #require(try await deployment.call(a, .post, "/v1/auth/mfa/enroll", bearer: cached["access_token"])["secret"])
+                    let secret = try #require(try await deployment.call(a, .post, "/v1/auth/mfa/enroll", body: ["password": "correct horse"], bearer: cached["access_token"])["secret"])
                     let code = TestTOTP.code(secret: secret, at: Date())
-                    #expect(try await deployment.call(a, .post, "/v1/auth/mfa/confirm", body: ["code": code], bearer: cached["access_token"]).status == .noContent)
+                    #expect(try await deployment.call(a, .post, "/v1/auth/mfa/confirm", body: ["code": code, "password": "correct horse"], bearer: cached["access_token"]).status == .ok)
                     let changeSeenOnB = try await deployment.eventually(.seconds(2)) {
                         try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == true
                     }

@@ -244,6 +244,34 @@ struct TokenStoreConformanceTests {
         }
     }
 
+    /// The MFA put-back after a wrong code: it must never overwrite a token issued meanwhile.
+    @Test(arguments: StoreKind.allCases)
+    func restoringAConsumedTokenNeverOverwritesANewerOne(kind: StoreKind) async throws {
+        try await withStore(kind) { f in
+            let now = f.clock.now()
+            let first = OneTimeToken(kind: "mfa", hash: "first", userID: "alice", payload: "{\"attempts\":1}", expiresAt: now.addingTimeInterval(300))
+            try await f.store.putOneTimeToken(first)
+            let taken = try #require(try await f.store.consumeOneTimeToken(kind: "mfa", userID: "alice", hash: "first"))
+            // A new login issued a newer token while the code was being checked.
+            let newer = OneTimeToken(kind: "mfa", hash: "newer", userID: "alice", payload: "{}", expiresAt: now.addingTimeInterval(300))
+            try await f.store.putOneTimeToken(newer)
+            #expect(try await f.store.restoreOneTimeToken(taken) == false)
+            #expect(try await f.store.consumeOneTimeToken(kind: "mfa", userID: "alice", hash: "first") == nil)
+            #expect(try await f.store.consumeOneTimeToken(kind: "mfa", userID: "alice", hash: "newer") == newer)
+            // With no other token, the put-back is stored and works once.
+            #expect(try await f.store.restoreOneTimeToken(taken) == true)
+            #expect(try await f.store.restoreOneTimeToken(taken) == false)
+            #expect(try await f.store.consumeOneTimeToken(kind: "mfa", userID: "alice", hash: "first") == taken)
+            // An expired leftover does not block the put-back; an expired token is not put back.
+            try await f.store.putOneTimeToken(.init(kind: "mfa", hash: "stale", userID: "bob", expiresAt: now.addingTimeInterval(10)))
+            f.clock.advance(by: 11)
+            let bobs = OneTimeToken(kind: "mfa", hash: "again", userID: "bob", expiresAt: now.addingTimeInterval(300))
+            #expect(try await f.store.restoreOneTimeToken(bobs) == true)
+            #expect(try await f.store.restoreOneTimeToken(.init(kind: "mfa", hash: "old", userID: "carol", expiresAt: now)) == false)
+            #expect(try await f.store.consumeOneTimeToken(kind: "mfa", userID: "bob", hash: "again") == bobs)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func concurrentConsumersGetTheTokenOnce(kind: StoreKind) async throws {
         try await withStore(kind) { f in

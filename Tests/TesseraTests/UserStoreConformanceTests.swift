@@ -220,6 +220,45 @@ struct UserStoreConformanceTests {
         }
     }
 
+    @Test(arguments: UserStoreKind.allCases)
+    func recoveryCodesAreReplacedPerUserAndConsumedOnce(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let ada = makeUser()
+            let grace = makeUser(email: "grace@example.com")
+            try await f.store.createUser(ada)
+            try await f.store.createUser(grace)
+            #expect(try await f.store.recoveryCodeCount(userID: ada.id) == 0)
+            try await f.store.replaceRecoveryCodes(userID: ada.id, hashes: ["a1", "a2", "a3"])
+            try await f.store.replaceRecoveryCodes(userID: grace.id, hashes: ["g1"])
+            #expect(try await f.store.recoveryCodeCount(userID: ada.id) == 3)
+            // Another user's code is not this user's.
+            #expect(try await f.store.consumeRecoveryCode(userID: ada.id, hash: "g1") == false)
+            #expect(try await f.store.consumeRecoveryCode(userID: ada.id, hash: "a2") == true)
+            #expect(try await f.store.consumeRecoveryCode(userID: ada.id, hash: "a2") == false)
+            #expect(try await f.store.recoveryCodeCount(userID: ada.id) == 2)
+            // Replacing drops every old code.
+            try await f.store.replaceRecoveryCodes(userID: ada.id, hashes: ["b1", "b2"])
+            #expect(try await f.store.consumeRecoveryCode(userID: ada.id, hash: "a1") == false)
+            #expect(try await f.store.recoveryCodeCount(userID: ada.id) == 2)
+            #expect(try await f.store.recoveryCodeCount(userID: grace.id) == 1)
+            if f.kind.isPersistent {
+                try await f.reopen { reopened in
+                    let used = try await reopened.consumeRecoveryCode(userID: ada.id, hash: "b1")
+                    #expect(used)
+                }
+            }
+            // Concurrent uses of one code: exactly one wins.
+            let store = f.store
+            let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<16 { group.addTask { try await store.consumeRecoveryCode(userID: ada.id, hash: "b2") } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(winners == 1)
+            try await f.store.replaceRecoveryCodes(userID: grace.id, hashes: [])
+            #expect(try await f.store.recoveryCodeCount(userID: grace.id) == 0)
+        }
+    }
+
     @Test(arguments: UserStoreKind.allCases.filter(\.isPersistent))
     func usersSurviveReopening(kind: UserStoreKind) async throws {
         try await withUserStore(kind) { f in
