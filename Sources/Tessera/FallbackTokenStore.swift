@@ -16,12 +16,17 @@ public enum StoreMode: String, Sendable {
 /// - Sessions created during the outage live in the fallback store and are copied to the
 ///   primary on recovery, with their latest generation.
 /// - Revocations made during the outage (logout, logout-all, re-use, denied tokens) are
-///   replayed on the primary in order, so none is forgotten.
+///   replayed on the primary in order, so none is forgotten. With a `FallbackJournal` each is
+///   on disk before it is acknowledged, and a restarted instance replays what it finds there.
+/// - A revocation covers the whole session id (and logout-all every session of the user) even
+///   when the session was created before the outage and is not in the fallback store.
+/// - The fallback starts from everything this instance knew: `knownRevocations` (the local
+///   revocation view's denylist) is consulted for every token while the primary is away.
 /// - A refresh of a session the fallback does not know (created before the outage) answers
 ///   "store unavailable" (503), not "invalid": the session is not lost, only out of reach.
-/// - Revocations made *before* the outage on other instances are not known locally: an access
-///   token revoked elsewhere may be accepted here until it expires (at most the access TTL).
-///   Use the `none` policy where that is not acceptable.
+/// - Revocations that this instance never saw (made on other instances during the outage, or
+///   before it started) are not known locally: such an access token may be accepted here until
+///   it expires (at most the access TTL). Use the `none` policy where that is not acceptable.
 public final class FallbackTokenStore: TokenStore, Service {
     public let primary: any TokenStore
     public let fallback: any TokenStore
@@ -29,35 +34,105 @@ public final class FallbackTokenStore: TokenStore, Service {
     private let logger: Logger
     private let probeInterval: Duration
     private let clock: any TesseraClock
+    private let journalFile: FallbackJournal?
+    private let knownRevocations: (any KnownRevocations)?
 
     private enum JournalEntry: Sendable {
+        /// A session created or rotated during the outage; held in memory only.
         case created(id: String, userID: String)
-        case revoked(id: String, userID: String, accessTTL: TimeInterval)
-        case revokedAll(userID: String, keeping: String?, accessTTL: TimeInterval)
-        case denied(RevocationKey, userID: String, until: Date)
+        /// A revocation, also in the journal file when there is one.
+        case revocation(FallbackJournal.Entry)
+    }
+
+    /// Logout-all during the outage: every session of the user older than the outage is
+    /// refused, except `keeping`.
+    private struct Cutoff {
+        var keeping: String?
+        var until: Date
     }
 
     private struct State {
         var mode = StoreMode.primary
         var journal: [JournalEntry] = []
         var createdDuringOutage: Set<String> = []
+        /// Denials made during the outage, by `denialKey`, including sessions the fallback
+        /// store does not hold.
+        var denials: [String: Date] = [:]
+        var cutoffs: [String: Cutoff] = [:]
         /// Fallback operations still running: the switch back waits for them.
         var inFlight = 0
+        /// The primary answers again and the journal is being written back.
+        var recovering = false
         var transitions = 0
         var replayed = 0
+
+        mutating func apply(_ entry: FallbackJournal.Entry, now: Date) {
+            switch entry {
+            case .revoked(let id, let userID, let accessTTL):
+                deny(FallbackTokenStore.denialKey(userID, .session(id)), until: now.addingTimeInterval(accessTTL))
+            case .revokedAll(let userID, let keeping, let accessTTL):
+                let until = now.addingTimeInterval(accessTTL)
+                if let current = cutoffs[userID] {
+                    // A session kept by one logout-all and not by another is ended by the other.
+                    cutoffs[userID] = Cutoff(keeping: current.keeping == keeping ? keeping : nil, until: max(current.until, until))
+                } else {
+                    cutoffs[userID] = Cutoff(keeping: keeping, until: until)
+                }
+            case .denied(let key, let userID, let until):
+                deny(FallbackTokenStore.denialKey(userID, key), until: until)
+            }
+        }
+
+        private mutating func deny(_ key: String, until: Date) {
+            denials[key] = max(denials[key] ?? until, until)
+        }
+
+        func refuses(tokenID: String, sessionID: String, userID: String, now: Date) -> Bool {
+            for key in [RevocationKey.tokenID(tokenID), .session(sessionID)] {
+                if let until = denials[FallbackTokenStore.denialKey(userID, key)], now < until { return true }
+            }
+            guard let cutoff = cutoffs[userID], now < cutoff.until, sessionID != cutoff.keeping else { return false }
+            // Sessions created during the outage are in the fallback store, which knows whether
+            // the logout-all ended them; every other session is older than the logout-all.
+            return !createdDuringOutage.contains(sessionID)
+        }
     }
 
     private let state = Mutex(State())
 
+    /// - Parameters:
+    ///   - journal: where revocations made during an outage are kept until the primary has
+    ///     them; what it already holds (left by a previous process) is replayed first, and the
+    ///     store starts in fallback mode until it has been.
+    ///   - knownRevocations: what this instance knows of the primary's denylist (the local
+    ///     revocation view), consulted while the primary is unreachable.
     public init(
         primary: any TokenStore, fallback: any TokenStore, clock: any TesseraClock = SystemClock(),
-        probeInterval: Duration = .milliseconds(500), logger: Logger
+        probeInterval: Duration = .milliseconds(500), journal: FallbackJournal? = nil,
+        knownRevocations: (any KnownRevocations)? = nil, logger: Logger
     ) {
         self.clock = clock
         self.primary = primary
         self.fallback = fallback
         self.probeInterval = probeInterval
         self.logger = logger
+        self.journalFile = journal
+        self.knownRevocations = knownRevocations
+        if let recovered = journal?.recovered, !recovered.isEmpty {
+            let now = clock.now()
+            state.withLock { state in
+                state.mode = .fallback
+                state.transitions += 1
+                for entry in recovered {
+                    state.apply(entry, now: now)
+                    state.journal.append(.revocation(entry))
+                }
+            }
+            logger.warning(
+                "revocations from an earlier outage are not yet on the primary store; serving from the fallback until they are",
+                metadata: ["journal": "\(journal?.path ?? "")", "entries": "\(recovered.count)"]
+            )
+        }
     }
 
     public var mode: StoreMode { state.withLock { $0.mode } }
@@ -65,6 +140,8 @@ public final class FallbackTokenStore: TokenStore, Service {
     public var transitions: Int { state.withLock { $0.transitions } }
     /// How many journal entries were written back to the primary.
     public var replayed: Int { state.withLock { $0.replayed } }
+
+    static func denialKey(_ userID: String, _ key: RevocationKey) -> String { "\(userID)\u{0}\(key.storageKey)" }
 
     // MARK: Routing
 
@@ -74,20 +151,39 @@ public final class FallbackTokenStore: TokenStore, Service {
         _ operation: (any TokenStore) async throws -> T,
         onFallback: (any TokenStore) async throws -> T
     ) async throws -> T {
-        if mode == .primary {
+        if state.withLock({ $0.mode == .fallback && $0.recovering }) { await waitWhileRecovering() }
+        // Counted in flight in the same step as the mode is read, so the switch back cannot
+        // happen between the two and strand what this operation journals.
+        let inFallback = state.withLock { state -> Bool in
+            guard state.mode == .fallback else { return false }
+            state.inFlight += 1
+            return true
+        }
+        if !inFallback {
             do {
                 return try await operation(primary)
             } catch let error as StoreError {
                 enterFallback(error)
             }
         }
-        state.withLock { $0.inFlight += 1 }
         defer { state.withLock { $0.inFlight -= 1 } }
         return try await onFallback(fallback)
     }
 
+    /// While the journal is written back, a new operation waits (at most 2 s) for the switch
+    /// instead of adding to the journal: under a steady load the switch would otherwise seldom
+    /// find no fallback operation in flight, and recovery would take many seconds.
+    private func waitWhileRecovering() async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while state.withLock({ $0.mode == .fallback && $0.recovering }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Switches to the fallback (if not already there) and counts the caller in flight.
     private func enterFallback(_ error: StoreError) {
         let switched = state.withLock { state -> Bool in
+            state.inFlight += 1
             guard state.mode == .primary else { return false }
             state.mode = .fallback
             state.transitions += 1
@@ -106,6 +202,18 @@ public final class FallbackTokenStore: TokenStore, Service {
             state.journal.append(entry)
             if case .created(let id, _) = entry { state.createdDuringOutage.insert(id) }
         }
+    }
+
+    /// Puts a revocation in force here at once, queues it for the primary, and returns only
+    /// once it is on disk. Throws when it cannot be made durable: the caller answers 503 and
+    /// the client retries (the revocation still holds in this process).
+    private func revoke(_ entry: FallbackJournal.Entry) throws {
+        let now = clock.now()
+        state.withLock { state in
+            state.apply(entry, now: now)
+            state.journal.append(.revocation(entry))
+        }
+        try journalFile?.append([entry])
     }
 
     // MARK: TokenStore
@@ -138,7 +246,7 @@ public final class FallbackTokenStore: TokenStore, Service {
             let outcome = try await store.rotate(request)
             switch outcome {
             case .reused:
-                journal(.revoked(id: request.sessionID, userID: request.userID, accessTTL: request.revokedAccessTTL))
+                try revoke(.revoked(id: request.sessionID, userID: request.userID, accessTTL: request.revokedAccessTTL))
             case .rotated:
                 // Copy the newest generation again, even if the creation was already replayed.
                 journal(.created(id: request.sessionID, userID: request.userID))
@@ -152,7 +260,8 @@ public final class FallbackTokenStore: TokenStore, Service {
     public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
         try await route({ try await $0.revokeSession(id: id, userID: userID, accessTTL: accessTTL) }) { store in
             let local = try await store.revokeSession(id: id, userID: userID, accessTTL: accessTTL)
-            journal(.revoked(id: id, userID: userID, accessTTL: accessTTL))
+            // Denies the session id here too: a session from before the outage is not in `store`.
+            try revoke(.revoked(id: id, userID: userID, accessTTL: accessTTL))
             return local || !state.withLock { $0.createdDuringOutage.contains(id) }
         }
     }
@@ -160,7 +269,7 @@ public final class FallbackTokenStore: TokenStore, Service {
     public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
         try await route({ try await $0.revokeAllSessions(userID: userID, keeping: keeping, accessTTL: accessTTL) }) { store in
             let count = try await store.revokeAllSessions(userID: userID, keeping: keeping, accessTTL: accessTTL)
-            journal(.revokedAll(userID: userID, keeping: keeping, accessTTL: accessTTL))
+            try revoke(.revokedAll(userID: userID, keeping: keeping, accessTTL: accessTTL))
             return count
         }
     }
@@ -168,13 +277,16 @@ public final class FallbackTokenStore: TokenStore, Service {
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         try await route({ try await $0.deny(key, userID: userID, until: until) }) { store in
             try await store.deny(key, userID: userID, until: until)
-            journal(.denied(key, userID: userID, until: until))
+            try revoke(.denied(key: key, userID: userID, until: until))
         }
     }
 
     public func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
         try await route({ try await $0.isRevoked(tokenID: tokenID, sessionID: sessionID, userID: userID) }) { store in
-            try await store.isRevoked(tokenID: tokenID, sessionID: sessionID, userID: userID)
+            let now = clock.now()
+            if state.withLock({ $0.refuses(tokenID: tokenID, sessionID: sessionID, userID: userID, now: now) }) { return true }
+            if knownRevocations?.knownRevoked(tokenID: tokenID, sessionID: sessionID, userID: userID) == true { return true }
+            return try await store.isRevoked(tokenID: tokenID, sessionID: sessionID, userID: userID)
         }
     }
 
@@ -267,6 +379,8 @@ public final class FallbackTokenStore: TokenStore, Service {
         guard mode == .fallback else { return true }
         do {
             try await primary.ping()
+            state.withLock { $0.recovering = true }
+            defer { state.withLock { $0.recovering = false } }
             while true {
                 let entries = state.withLock { state -> [JournalEntry]? in
                     if state.journal.isEmpty {
@@ -274,6 +388,16 @@ public final class FallbackTokenStore: TokenStore, Service {
                         state.mode = .primary
                         state.transitions += 1
                         state.createdDuringOutage = []
+                        state.denials = [:]
+                        state.cutoffs = [:]
+                        // Emptied in the same step as the switch: a new outage cannot append
+                        // in between. Entries left in a file that could not be emptied are
+                        // replayed again at the next start, which is harmless.
+                        do {
+                            try journalFile?.clear()
+                        } catch {
+                            logger.error("outage journal not emptied", metadata: ["error": "\(error)"])
+                        }
                         return nil
                     }
                     defer { state.journal = [] }
@@ -304,12 +428,12 @@ public final class FallbackTokenStore: TokenStore, Service {
                     if let session = try await fallback.session(id: id, userID: userID) {
                         try await primary.createSession(session)
                     }
-                case .revoked(let id, let userID, let accessTTL):
+                case .revocation(.revoked(let id, let userID, let accessTTL)):
                     _ = try await primary.revokeSession(id: id, userID: userID, accessTTL: accessTTL)
                     try await primary.deny(.session(id), userID: userID, until: clock.now().addingTimeInterval(accessTTL))
-                case .revokedAll(let userID, let keeping, let accessTTL):
+                case .revocation(.revokedAll(let userID, let keeping, let accessTTL)):
                     _ = try await primary.revokeAllSessions(userID: userID, keeping: keeping, accessTTL: accessTTL)
-                case .denied(let key, let userID, let until):
+                case .revocation(.denied(let key, let userID, let until)):
                     try await primary.deny(key, userID: userID, until: until)
                 }
                 state.withLock { $0.replayed += 1 }

@@ -120,7 +120,7 @@ public enum RotationOutcome: Sendable, Equatable {
 }
 
 /// Denylist entries are kept until the last access token they cover has expired, never longer.
-public enum RevocationKey: Sendable, Hashable {
+public enum RevocationKey: Sendable, Hashable, Codable {
     case tokenID(String)
     case session(String)
 

@@ -139,3 +139,11 @@ public struct StoreError: Error, CustomStringConvertible {
 
     public var description: String { "\(backend) store unavailable: \(message)" }
 }
+
+/// What an instance knows of the shared denylist without asking the store (the Redis store's
+/// local revocation view). The fallback consults it while the store is unreachable, so an
+/// outage does not make it forget revocations it had seen.
+public protocol KnownRevocations: Sendable {
+    /// True when a denial of the token or of its session, still in force, is known here.
+    func knownRevoked(tokenID: String, sessionID: String, userID: String) -> Bool
+}

@@ -17,6 +17,10 @@ public struct ServerConfiguration: Sendable {
     public var redisKeyPrefix = "tessera:"
     /// What to do while Redis is unreachable: `none` (503) or `memory` (serve locally).
     public var redisFallback = "none"
+    /// With the memory fallback: the file that keeps revocations made during an outage until
+    /// Redis has them. nil: `tessera-fallback.journal` beside the SQLite database (or in the
+    /// working directory).
+    public var redisFallbackJournal: String?
     /// Connect and command timeout for Redis, in seconds.
     public var redisTimeout: Double = 2
     /// Signing and refresh keys. nil: `tessera.key` beside the SQLite database.

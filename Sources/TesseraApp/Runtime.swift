@@ -112,13 +112,21 @@ public struct TesseraRuntime: Sendable {
                 tokenDescription += ", fallback none"
             case .memory:
                 rateLimitStore = FailoverRateLimitStore(primary: sharedLimits, local: localLimits)
+                let journalPath = configuration.redisFallbackJournal ?? besideDatabase(database, "tessera-fallback.journal")
+                    ?? "tessera-fallback.journal"
+                let journal: FallbackJournal
+                do {
+                    journal = try FallbackJournal(path: journalPath)
+                } catch {
+                    throw ConfigurationError("Redis fallback journal: \(error)")
+                }
                 let fallback = FallbackTokenStore(
                     primary: metrics.measuring(store), fallback: MemoryTokenStore(clock: clock), clock: clock,
-                    logger: logger
+                    journal: journal, knownRevocations: revocations, logger: logger
                 )
                 services.append(fallback)
                 tokens = fallback
-                tokenDescription += ", fallback memory"
+                tokenDescription += ", fallback memory (journal \(journalPath))"
             }
             // Fail fast at start-up: a wrong URL or password should not wait for the first login.
             do {

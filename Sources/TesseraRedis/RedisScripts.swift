@@ -49,10 +49,21 @@ enum RedisScripts {
 
     /// KEYS: session, index, session denylist entry, session credentials.
     /// ARGV: now, user id, presented generation, grace seconds, now + idle TTL, revoked until,
-    ///       user agent ('' to keep), ip ('' to keep), session id, revocation channel.
+    ///       user agent ('' to keep), ip ('' to keep), session id, revocation channel,
+    ///       idle TTL, revoked access TTL, '1' to date the rotation by the server's clock.
     /// Returns {'rotated' | 'reissued', fields...}, {'reused'} or {'invalid'}.
+    ///
+    /// With the server's clock, "now" is when the script runs, not when the request was sent:
+    /// a rotation that sat behind a stalled server is dated when it took effect, so the
+    /// client's retry of the same token falls inside the grace window (issue 10, finding 5).
     static let rotate = RedisScript(
         helpers + """
+            if ARGV[13] == '1' then
+              local t = redis.call('TIME')
+              ARGV[1] = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+              ARGV[5] = string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[11]))
+              ARGV[6] = string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[12]))
+            end
             local now = tonumber(ARGV[1])
             local s = redis.call('HMGET', KEYS[1], 'uid', 'gen', 'rot', 'idle', 'abs')
             if not s[1] or s[1] ~= ARGV[2] or now >= expiryOf(s[4], s[5]) then

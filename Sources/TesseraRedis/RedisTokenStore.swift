@@ -17,20 +17,26 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     /// When set, `isRevoked` answers from this local copy of the denylist while it is synced
     /// (no Redis round trip), and from Redis otherwise.
     public let revocations: RevocationView?
+    /// Rotations are dated by Redis's clock when the script runs (`TIME`), not by `clock` when
+    /// the request was sent.
+    public let usesServerTime: Bool
 
     /// - Parameters:
     ///   - keyPrefix: prepended to every key, e.g. `tessera:`; lets several deployments share
     ///     one Redis database.
     ///   - revocations: a view made with the same client and key prefix (run it as a service).
+    ///   - usesServerTime: date rotations by Redis's clock at the moment they are applied;
+    ///     default: when `clock` is the system clock (a test's manual clock keeps control).
     public init(
         client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
-        revocations: RevocationView? = nil
+        revocations: RevocationView? = nil, usesServerTime: Bool? = nil
     ) {
         precondition(revocations.map { $0.keyPrefix == keyPrefix } ?? true, "the revocation view must use the store's key prefix")
         self.client = client
         self.keyPrefix = keyPrefix
         self.clock = clock
         self.revocations = revocations
+        self.usesServerTime = usesServerTime ?? (clock is SystemClock)
     }
 
     /// Fed by the revocation channel through the view, so denials written by every instance
@@ -100,7 +106,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(String(request.graceWindow)), .init(Self.text(now.addingTimeInterval(request.idleTTL))),
                 .init(Self.text(now.addingTimeInterval(request.revokedAccessTTL))),
                 .init(request.userAgent ?? ""), .init(request.ipAddress ?? ""), .init(request.sessionID),
-                .init(revocationChannel),
+                .init(revocationChannel), .init(String(request.idleTTL)), .init(String(request.revokedAccessTTL)),
+                .init(usesServerTime ? "1" : "0"),
             ]
         )
         let parts = reply.array ?? []

@@ -91,6 +91,15 @@ public final class RevocationView: Sendable, Service {
     /// vouch for its completeness right now (ask Redis).
     public func isRevoked(_ keys: String...) -> Bool? {
         guard self.isTrusted else { return nil }
+        return self.holds(keys)
+    }
+
+    /// Whether one of the keys is in force among the entries held, trusted or not.
+    func holds(_ keys: String...) -> Bool {
+        self.holds(keys)
+    }
+
+    private func holds(_ keys: [String]) -> Bool {
         let now = self.clock.now().timeIntervalSince1970
         for key in keys {
             if let until = self.shard(key).entries.withLock({ $0[key] }), until > now { return true }

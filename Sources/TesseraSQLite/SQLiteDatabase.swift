@@ -20,12 +20,29 @@ public final class SQLiteDatabase: Sendable {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
+            try Self.makePrivate(path)
             self.pool = try DatabasePool(path: path, configuration: configuration)
+            // SQLite gives -wal and -shm the database file's mode; an older file may predate this.
+            for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                try Self.makePrivate(path + suffix)
+            }
             try Self.migrator.migrate(pool)
         } catch {
             throw StoreError(backend: "sqlite", message: "cannot open \(path): \(error)")
         }
         self.path = path
+    }
+
+    /// The file holds password hashes, sealed secrets and client addresses: owner-only (0600)
+    /// like the key files, created so before SQLite opens it and tightened if it already exists.
+    static func makePrivate(_ path: String) throws {
+        if FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        } else {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw StoreError(backend: "sqlite", message: "cannot create \(path)")
+            }
+        }
     }
 
     public func tokenStore(clock: any TesseraClock = SystemClock()) -> SQLiteTokenStore {

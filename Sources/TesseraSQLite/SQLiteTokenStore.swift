@@ -48,8 +48,10 @@ public struct SQLiteTokenStore: TokenStore {
     }
 
     public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
-        let now = clock.now()
-        return try await database.write { db in
+        try await database.write { db in
+            // Read inside the transaction: a rotation that waited for the write lock is dated
+            // when it is applied, so the grace window runs from the rotation the client sees.
+            let now = clock.now()
             switch RotationDecision(session: try Self.liveSession(db, id: request.sessionID, now: now), request: request, now: now) {
             case .rotate(let session):
                 try db.execute(

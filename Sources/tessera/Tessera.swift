@@ -45,6 +45,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "While Redis is unreachable: none (answer 503) or memory (serve from a local store, write revocations back later). [env: TESSERA_REDIS_FALLBACK] (default: none)")
     var redisFallback: String?
 
+    @Option(help: "With --redis-fallback memory: file (created 0600) holding revocations made during an outage until Redis has them. [env: TESSERA_REDIS_FALLBACK_JOURNAL] (default: tessera-fallback.journal beside the database)")
+    var redisFallbackJournal: String?
+
     @Option(help: "Redis connect and command timeout, in seconds. [env: TESSERA_REDIS_TIMEOUT] (default: 2)")
     var redisTimeout: Double?
 
@@ -211,6 +214,8 @@ private struct Settings {
         configuration.redisURL = flags.redisURL ?? environment["TESSERA_REDIS_URL"] ?? configuration.redisURL
         configuration.redisKeyPrefix = flags.redisKeyPrefix ?? environment["TESSERA_REDIS_KEY_PREFIX"] ?? configuration.redisKeyPrefix
         configuration.redisFallback = flags.redisFallback ?? environment["TESSERA_REDIS_FALLBACK"] ?? configuration.redisFallback
+        configuration.redisFallbackJournal = flags.redisFallbackJournal ?? environment["TESSERA_REDIS_FALLBACK_JOURNAL"]
+        if configuration.redisFallbackJournal?.isEmpty == true { throw ConfigurationError("the Redis fallback journal path is empty") }
         configuration.redisTimeout = try value(flags.redisTimeout, "TESSERA_REDIS_TIMEOUT", configuration.redisTimeout)
         var policy = configuration.policy
         policy.accessTTL = try value(flags.accessTTL, "TESSERA_ACCESS_TTL", policy.accessTTL)

@@ -143,6 +143,16 @@ public final class RedisServerProcess: Sendable {
         await self.signal(SIGKILL, grace: .seconds(5))
     }
 
+    /// SIGSTOP: the server hangs with every connection open, as a stalled host would.
+    public func pause() {
+        if let process = self.running.withLock({ $0 }), process.isRunning { sendSignal(process.processIdentifier, SIGSTOP) }
+    }
+
+    /// SIGCONT after `pause()`: the server goes on with whatever was sent to it meanwhile.
+    public func resume() {
+        if let process = self.running.withLock({ $0 }), process.isRunning { sendSignal(process.processIdentifier, SIGCONT) }
+    }
+
     /// Stops and starts again on the same port and directory (data persists only with AOF).
     public func restart() async throws {
         await self.stop()
@@ -151,6 +161,8 @@ public final class RedisServerProcess: Sendable {
 
     private func signal(_ signal: Int32, grace: Duration) async {
         guard let process = self.running.withLock({ $0 }) else { return }
+        // A paused server acts on SIGTERM only once it runs again.
+        if signal != SIGKILL, process.isRunning { sendSignal(process.processIdentifier, SIGCONT) }
         await terminate(process, with: signal, grace: grace)
         self.running.withLock { if $0 === process { $0 = nil } }
     }
