@@ -52,15 +52,13 @@ public enum TesseraHTTP {
         if let metrics = options.metrics {
             router.add(middleware: MetricsMiddleware(metrics: metrics))
             let metricsKey = options.metricsKey.map(SharedKey.init)
-            router.get("metrics") { request, context in
+            router.get("metrics") { request, _ in
                 if let metricsKey {
                     guard let presented = request.bearerToken, metricsKey.matches(presented) else {
-                        return ProblemMiddleware<TesseraRequestContext>.problem(
-                            for: APIError(
-                                .unauthorized, code: "invalid_metrics_key", detail: "This endpoint needs the metrics key as a Bearer token.",
-                                headers: [.wwwAuthenticate: "Bearer realm=\"tessera-metrics\""]
-                            ),
-                            logger: context.logger
+                        // Registered before the problem middleware, so the problem is answered here.
+                        return APIError(
+                            .unauthorized, code: "invalid_metrics_key", detail: "This endpoint needs the metrics key as a Bearer token.",
+                            headers: [.wwwAuthenticate: "Bearer realm=\"tessera-metrics\""]
                         ).response()
                     }
                 }

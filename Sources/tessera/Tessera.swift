@@ -226,9 +226,8 @@ private struct Settings {
         guard (4...31).contains(cost) else { throw ConfigurationError("bcrypt cost must be between 4 and 31") }
         policy.bcryptCost = UInt8(cost)
         policy.bcryptQueue = try value(flags.bcryptQueue, "TESSERA_BCRYPT_QUEUE", policy.bcryptQueue)
-        guard policy.bcryptQueue >= 0 else { throw ConfigurationError("bcrypt queue must not be negative") }
+        // Checked with the other lifetimes and limits in TokenPolicy.validated().
         policy.audience = flags.audience ?? environment["TESSERA_AUDIENCE"]
-        if let audience = policy.audience, audience.isEmpty { throw ConfigurationError("the audience must not be empty") }
         configuration.policy = policy
 
         configuration.adminKey = flags.adminKey ?? environment["TESSERA_ADMIN_KEY"]
