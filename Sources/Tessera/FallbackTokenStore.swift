@@ -21,7 +21,9 @@ public enum StoreMode: String, Sendable {
 /// - A revocation covers the whole session id (and logout-all every session of the user) even
 ///   when the session was created before the outage and is not in the fallback store.
 /// - The fallback starts from everything this instance knew: `knownRevocations` (the local
-///   revocation view's denylist) is consulted for every token while the primary is away.
+///   revocation view's denylist) is consulted for every token while the primary is away, and
+///   is written to the journal file when the outage starts (or at shutdown, if none noticed
+///   it yet), so a restart during the outage keeps refusing what was revoked before it.
 /// - A refresh of a session the fallback does not know (created before the outage) answers
 ///   "store unavailable" (503), not "invalid": the session is not lost, only out of reach.
 /// - Revocations that this instance never saw (made on other instances during the outage, or
@@ -193,6 +195,23 @@ public final class FallbackTokenStore: TokenStore, Service {
             logger.warning(
                 "token store unreachable; serving from the local fallback store",
                 metadata: ["store": "\(primary.backendName)", "error": "\(error.message)"]
+            )
+            keepKnownDenials()
+        }
+    }
+
+    /// Writes what this instance knows of the primary's denylist to the journal file, so that
+    /// an instance restarted before the primary returns still refuses tokens revoked before the
+    /// outage (it cannot load them from the primary). Replaying them later is harmless.
+    private func keepKnownDenials() {
+        guard let journalFile, let known = knownRevocations?.knownDenials(), !known.isEmpty else { return }
+        do {
+            try journalFile.append(known.map { .denied(key: $0.key, userID: $0.userID, until: $0.until) })
+            logger.info("known revocations kept in the outage journal", metadata: ["count": "\(known.count)"])
+        } catch {
+            logger.error(
+                "known revocations not kept in the outage journal: a restart before the store returns will not know them",
+                metadata: ["error": "\(error)"]
             )
         }
     }
@@ -366,11 +385,24 @@ public final class FallbackTokenStore: TokenStore, Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.probeInterval) }
-            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
+            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
             if mode == .fallback {
                 await recoverIfPossible()
             }
         }
+        await keepKnownDenialsIfUnreachable()
+    }
+
+    /// At shutdown: an outage that no request has met yet still needs the known denials on
+    /// disk, or the next process would start without them.
+    public func keepKnownDenialsIfUnreachable() async {
+        guard mode == .primary else { return }
+        do {
+            try await primary.ping()
+        } catch let error as StoreError {
+            enterFallback(error)
+            state.withLock { $0.inFlight -= 1 }
+        } catch {}
     }
 
     /// Replays the journal onto the primary; returns true once back in primary mode.

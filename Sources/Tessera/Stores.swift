@@ -146,4 +146,20 @@ public struct StoreError: Error, CustomStringConvertible {
 public protocol KnownRevocations: Sendable {
     /// True when a denial of the token or of its session, still in force, is known here.
     func knownRevoked(tokenID: String, sessionID: String, userID: String) -> Bool
+    /// Every denial still in force known here. The fallback writes them to its journal when an
+    /// outage starts, so an instance restarted before the store returns still refuses them.
+    func knownDenials() -> [KnownDenial]
+}
+
+/// One denial from `KnownRevocations.knownDenials()`.
+public struct KnownDenial: Sendable, Hashable {
+    public var key: RevocationKey
+    public var userID: String
+    public var until: Date
+
+    public init(key: RevocationKey, userID: String, until: Date) {
+        self.key = key
+        self.userID = userID
+        self.until = until
+    }
 }

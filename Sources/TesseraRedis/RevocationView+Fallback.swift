@@ -1,3 +1,4 @@
+import Foundation
 import Tessera
 
 extension RevocationView: KnownRevocations {
@@ -7,5 +8,25 @@ extension RevocationView: KnownRevocations {
     public func knownRevoked(tokenID: String, sessionID: String, userID: String) -> Bool {
         let prefix = "\(keyPrefix){u:\(userID)}:deny:"
         return holds(prefix + RevocationKey.tokenID(tokenID).storageKey, prefix + RevocationKey.session(sessionID).storageKey)
+    }
+
+    /// The entries in force, trusted or not, with their users: parsed back from the deny keys
+    /// (`<prefix>{u:<user>}:deny:<sid|jti>:<id>`); a key of another shape is skipped.
+    public func knownDenials() -> [KnownDenial] {
+        entries(inForceAt: clock.now()).compactMap { key, until in
+            guard key.hasPrefix(keyPrefix + "{u:"), let close = key.range(of: "}:deny:") else { return nil }
+            let userID = String(key[key.index(key.startIndex, offsetBy: keyPrefix.count + 3)..<close.lowerBound])
+            let tail = key[close.upperBound...]
+            let denial: RevocationKey
+            if tail.hasPrefix("sid:") {
+                denial = .session(String(tail.dropFirst(4)))
+            } else if tail.hasPrefix("jti:") {
+                denial = .tokenID(String(tail.dropFirst(4)))
+            } else {
+                return nil
+            }
+            guard !userID.isEmpty, denial.storageKey.count > 4 else { return nil }
+            return KnownDenial(key: denial, userID: userID, until: Date(timeIntervalSince1970: until))
+        }
     }
 }

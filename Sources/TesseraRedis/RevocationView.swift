@@ -28,7 +28,7 @@ public final class RevocationView: Sendable, Service {
     /// How long a heartbeat answer keeps the view trusted.
     public let lease: Duration
     private let client: RedisClient
-    private let clock: any TesseraClock
+    let clock: any TesseraClock
     private let logger: Logger
     private let shards: [Shard]
     private let sync = Mutex(SyncState())
@@ -131,11 +131,14 @@ public final class RevocationView: Sendable, Service {
         guard self.isTrusted else {
             throw StoreError(backend: "redis", message: "revocation view not synchronised")
         }
-        let now = self.clock.now().timeIntervalSince1970
+        return self.entries(inForceAt: self.clock.now()).compactMap { key, until in Revocation(storageKey: key, until: until) }
+    }
+
+    /// The deny keys held whose time has not passed, with their `until` (seconds since 1970).
+    func entries(inForceAt date: Date) -> [(key: String, until: Double)] {
+        let now = date.timeIntervalSince1970
         return self.shards.flatMap { shard in
-            shard.entries.withLock { entries in
-                entries.compactMap { key, until in until > now ? Revocation(storageKey: key, until: until) : nil }
-            }
+            shard.entries.withLock { entries in entries.compactMap { key, until in until > now ? (key, until) : nil } }
         }
     }
 

@@ -94,6 +94,48 @@ struct FallbackDeploymentTests {
         }
     }
 
+    /// A logout acknowledged before the outage is known only to Redis and to the instance's
+    /// view; the instance keeps the view's denials in its journal when it meets the outage,
+    /// so a restart (here a crash) before Redis returns does not forget them.
+    @Test func aLogoutBeforeTheOutageHoldsAfterACrashDuringIt() async throws {
+        try await withRedisServer { redis in
+            try await withTemporaryDirectory { directory in
+                let first = try await serve(redis, directory)
+                let grant = try await deployment.register(first, "before-crash@example.com")
+                let alive = try await login(first, "before-crash@example.com")
+                #expect(try await logout(first, grant).status == .noContent)
+                await redis.kill()
+                // A request meets the outage: the instance switches to the fallback.
+                #expect(try await me(first, grant).code == "token_revoked")
+                #expect(try await deployment.call(first, .get, "/health")["mode"] == "fallback")
+                await first.crash()
+
+                let second = try await serve(redis, directory)
+                #expect(try await me(second, grant).code == "token_revoked")
+                #expect(try await me(second, alive).status == .ok)
+                await second.stop()
+            }
+        }
+    }
+
+    /// The same when no request met the outage before a graceful restart: the shutdown finds
+    /// the store unreachable and keeps the denials then.
+    @Test func aLogoutBeforeTheOutageHoldsAfterARestartThatNoRequestPrecededIt() async throws {
+        try await withRedisServer { redis in
+            try await withTemporaryDirectory { directory in
+                let first = try await serve(redis, directory)
+                let grant = try await deployment.register(first, "before-restart@example.com")
+                #expect(try await logout(first, grant).status == .noContent)
+                await redis.kill()
+                await first.stop()
+
+                let second = try await serve(redis, directory)
+                #expect(try await me(second, grant).code == "token_revoked")
+                await second.stop()
+            }
+        }
+    }
+
     @Test func aLogoutDuringTheOutageEndsTheWholeSessionFromBeforeIt() async throws {
         try await withFallbackServer { redis, server in
             let first = try await deployment.register(server, "session@example.com")

@@ -110,6 +110,11 @@ final class TesseraProcess: Sendable {
         await terminate(process, with: SIGTERM, grace: .seconds(10))
     }
 
+    /// SIGKILL: a crash, with no graceful shutdown.
+    func crash() async {
+        await terminate(process, with: SIGKILL, grace: .seconds(10))
+    }
+
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
