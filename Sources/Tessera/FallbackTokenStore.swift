@@ -22,8 +22,9 @@ public enum StoreMode: String, Sendable {
 ///   when the session was created before the outage and is not in the fallback store.
 /// - The fallback starts from everything this instance knew: `knownRevocations` (the local
 ///   revocation view's denylist) is consulted for every token while the primary is away, and
-///   is written to the journal file when the outage starts (or at shutdown, if none noticed
-///   it yet), so a restart during the outage keeps refusing what was revoked before it.
+///   is written to the journal file when the outage starts (noticed by a request or by the
+///   probe, within `probeInterval`), so a restart during the outage keeps refusing what was
+///   revoked before it.
 /// - A refresh of a session the fallback does not know (created before the outage) answers
 ///   "store unavailable" (503), not "invalid": the session is not lost, only out of reach.
 /// - Revocations that this instance never saw (made on other instances during the outage, or
@@ -380,22 +381,25 @@ public final class FallbackTokenStore: TokenStore, Service {
 
     // MARK: Recovery
 
-    /// Probes the primary while in fallback mode and switches back once the journal is
-    /// written through.
+    /// Probes the primary every `probeInterval`: in primary mode to notice an outage that no
+    /// request has met yet (the known denials then go to the journal at once, before a crash
+    /// could lose them), in fallback mode to switch back once the journal is written through.
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.probeInterval) }
             guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
             if mode == .fallback {
                 await recoverIfPossible()
+            } else {
+                await switchIfUnreachable()
             }
         }
-        await keepKnownDenialsIfUnreachable()
+        // Once more at shutdown: the next process must find the denials if the outage began.
+        await switchIfUnreachable()
     }
 
-    /// At shutdown: an outage that no request has met yet still needs the known denials on
-    /// disk, or the next process would start without them.
-    public func keepKnownDenialsIfUnreachable() async {
+    /// Switches to the fallback when the primary does not answer a ping.
+    public func switchIfUnreachable() async {
         guard mode == .primary else { return }
         do {
             try await primary.ping()

@@ -19,10 +19,15 @@ public struct ProblemDocument: Sendable, Encodable, Equatable {
 
     /// Sorted keys: the same problem is the same bytes, so failures cannot be told apart by shape.
     public func encoded() -> Data {
+        (try? Self.encoder.encode(self)) ?? Data()
+    }
+
+    /// One for every problem answered (a refused token is one); safe to share across tasks.
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return (try? encoder.encode(self)) ?? Data()
-    }
+        return encoder
+    }()
 }
 
 extension TesseraVerificationError {

@@ -170,7 +170,13 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     public func isRevoked(tokenID: String, sessionID: String, userID: String) async throws -> Bool {
         let tokenKey = denyKey(userID, .tokenID(tokenID))
         let sessionKey = denyKey(userID, .session(sessionID))
-        if let answer = revocations?.isRevoked(tokenKey, sessionKey) { return answer }
+        if let revocations {
+            if let answer = revocations.isRevoked(tokenKey, sessionKey) { return answer }
+            // Not trusted to be complete, but what it holds is proof: a denial never ends
+            // before its time. This keeps a known logout refused while Redis is away, or back
+            // without its data and the view not yet reloaded.
+            if revocations.holds(tokenKey, sessionKey) { return true }
+        }
         let reply = try await send(["MGET", .init(tokenKey), .init(sessionKey)])
         let now = clock.now().timeIntervalSince1970
         return (reply.array ?? []).contains { value in

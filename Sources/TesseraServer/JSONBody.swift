@@ -37,25 +37,38 @@ enum JSONBody {
         return mediaType.count == 16 && zip(mediaType, "application/json".utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
-    /// The same checks on a body already read.
+    /// The same checks on a body already read, in one parse: the decoder's own errors tell a
+    /// body that is not a JSON object (400) from an object with a wrong field (422).
     static func decodeValue<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-            throw APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
-        }
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try decoder.decode(T.self, from: data)
         } catch DecodingError.keyNotFound(let key, let context) {
             throw APIError.invalidRequest("missing field '\(path(context.codingPath + [key]))'")
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
             DecodingError.dataCorrupted(let context)
         {
+            // At the top: not JSON at all, or JSON but not an object (array, string, null).
+            guard !context.codingPath.isEmpty else { throw notAnObject }
             throw APIError.invalidRequest("field '\(path(context.codingPath))' has the wrong type")
+        } catch {
+            throw notAnObject
         }
     }
 
-    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    private static var notAnObject: APIError {
+        APIError(.badRequest, code: "malformed_json", detail: "The request body must be a JSON object.")
+    }
+
+    // Shared: JSONDecoder and JSONEncoder are safe to use from concurrent requests, and
+    // building one per request showed in the profile.
+    private static let decoder = JSONDecoder()
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try encoder.encode(value)
         return Response(
             status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],

@@ -277,7 +277,8 @@ struct BadInputTests {
     @Test func malformedJSONIsA400() async throws {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
-            for body in ["{", "not json", "[1,2]", "\"string\"", ""] {
+            let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+            for body in ["{", "not json", "[1,2]", "\"string\"", "", "null", "42", deep, #"{"email":"a@example.com""#] {
                 let reply = try await client.call(.post, "/v1/auth/login", body: body)
                 #expect(reply.status == .badRequest, "\(body)")
                 #expect(reply.code == "malformed_json")
@@ -298,6 +299,10 @@ struct BadInputTests {
             #expect(mistyped["detail"]?.contains("refresh_token") == true)
             let null = try await client.call(.post, "/v1/auth/login", body: #"{"email":null,"password":"x"}"#)
             #expect(null.status == .unprocessableContent)
+            // An object with a wrong field is 422 however the field is wrong, not 400.
+            let array = try await client.call(.post, "/v1/auth/login", body: #"{"email":["a@example.com"],"password":"x"}"#)
+            #expect(array.status == .unprocessableContent)
+            #expect(array["detail"]?.contains("email") == true)
         }
     }
 

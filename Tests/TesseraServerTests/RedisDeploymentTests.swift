@@ -126,6 +126,27 @@ struct RedisDeploymentTests {
         }
     }
 
+    /// A logout this instance saw stays refused while Redis is down and after it comes back
+    /// without its data (no persistence), before the view has reloaded: what the view holds is
+    /// proof even when it cannot vouch for being complete.
+    @Test func withoutFallbackAKnownLogoutStaysRefusedThroughAnOutageAndAnEmptyRestart() async throws {
+        try await withRedisServer { redis in
+            try await withTemporaryDirectory { directory in
+                let server = try await serve(redis, directory)
+                let grant = try await register(server, "known-down@example.com")
+                let other = try await register(server, "other-down@example.com")
+                #expect(try await call(server, .post, "/v1/auth/logout", bearer: grant["access_token"]).status == .noContent)
+                await redis.kill()
+                #expect(try await call(server, .get, "/v1/auth/me", bearer: grant["access_token"]).code == "token_revoked")
+                // A token the view knows nothing against still cannot be checked.
+                #expect(try await call(server, .get, "/v1/auth/me", bearer: other["access_token"]).code == "store_unavailable")
+                try await redis.start()
+                #expect(try await call(server, .get, "/v1/auth/me", bearer: grant["access_token"]).code == "token_revoked")
+                await server.stop()
+            }
+        }
+    }
+
     @Test func withMemoryFallbackTheInstanceServesAndWritesRevocationsBack() async throws {
         try await withRedisServer { redis in
             try await withTemporaryDirectory { directory in
