@@ -244,6 +244,8 @@ struct AuditLogTests {
         let flow = try await tessera.test { client in try await Self.fullFlow(client, tessera) }
         for _ in 0..<200 where Self.events(logs, .passwordResetRequested).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
         let lines = logs.records.map(\.line)
+        // The service's logger, the audit log and the HTTP server's are all captured.
+        #expect(Set(logs.records.map(\.label)).isSuperset(of: ["tessera", AuditLog.label]))
         #expect(lines.count > 40, "the flow logs: \(lines.count) records")
         #expect(flow.secrets.count > 40)
         for (name, value) in flow.secrets {
