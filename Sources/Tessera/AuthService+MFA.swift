@@ -153,7 +153,15 @@ extension AuthService {
     /// the account and client: a wrong one is a failed login (it counts towards the lockout).
     func reauthenticate(_ password: String, _ claims: AccessClaims, client: ClientInfo) async throws -> User {
         guard let user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
-        try await limiter.checkLogin(account: user.email, ip: client.ipAddress)
+        do {
+            try await limiter.checkLogin(account: user.email, ip: client.ipAddress)
+        } catch let error as AuthError {
+            audit.record(
+                AuditEvent(.loginFailed, userID: user.id, sessionID: claims.sid, reason: error.code, details: ["step": "reauthentication"]),
+                client: client
+            )
+            throw error
+        }
         guard try await hasher.verify(password, hash: user.passwordHash) else {
             logger.info("re-authentication failed", metadata: ["user_id": "\(user.id)"])
             security.events(.loginFailed)

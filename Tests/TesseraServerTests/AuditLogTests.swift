@@ -261,6 +261,33 @@ struct AuditLogTests {
         }
     }
 
+    /// Refusals before any password or code is checked are audited too, with the refusal's code.
+    @Test func lockoutsRateLimitsAndUnknownMFATokensAreAuditedWithTheirReason() async throws {
+        var limits = RateLimitPolicy.unlimited
+        limits.lockoutThreshold = 1
+        limits.perIP[.mfaVerify] = RateLimit(count: 1, period: 60)
+        let logs = LogCapture()
+        let tessera = try await TestTessera.make(rateLimits: limits, logs: logs)
+        try await tessera.test(.live) { client in
+            let email = "locked-\(UUID().uuidString.prefix(6).lowercased())@example.com"
+            let access = try #require(try await client.register(email)["access_token"])
+            #expect(try await client.login(email, "wrong password").code == "invalid_credentials")
+            #expect(try await client.login(email).code == "account_locked")
+            // The lock holds for the password asked again with an access token, too.
+            #expect(try await client.post("/v1/auth/mfa/enroll", ["password": "correct horse"], bearer: access).code == "account_locked")
+            let garbage = ["mfa_token": "tsm1.someone.not-a-token", "code": "123456"]
+            #expect(try await client.post("/v1/auth/mfa/verify", garbage).code == "invalid_mfa_token")
+            #expect(try await client.post("/v1/auth/mfa/verify", garbage).code == "rate_limited")
+        }
+        let failedLogins = Self.events(logs, .loginFailed)
+        #expect(failedLogins.map { $0.metadata["reason"] } == ["wrong_password", "account_locked", "account_locked"])
+        #expect(failedLogins.map { $0.metadata["step"] } == [nil, nil, "reauthentication"])
+        let failedCodes = Self.events(logs, .mfaFailed)
+        #expect(failedCodes.map { $0.metadata["reason"] } == ["invalid_mfa_token", "rate_limited"])
+        #expect((failedLogins + failedCodes).allSatisfy { $0.level == .warning && $0.metadata["client_ip"] == "127.0.0.1" })
+        #expect(failedCodes.allSatisfy { $0.metadata["user_id"] == nil })
+    }
+
     @Test func aPlainInboundRequestIDIsKeptAndAnythingElseReplaced() async throws {
         let logs = LogCapture()
         let tessera = try await Self.tessera(logs)
