@@ -55,12 +55,13 @@ extension AuthService {
     }
 
     /// Ends one of the caller's sessions: its refresh token and access tokens stop working.
-    public func endSession(id: String, _ claims: AccessClaims) async throws {
+    public func endSession(id: String, _ claims: AccessClaims, client: ClientInfo = .init()) async throws {
         guard try await tokens.revokeSession(id: id, userID: claims.sub, accessTTL: policy.accessTTL) else {
             throw AuthError.sessionNotFound
         }
         security.events(.sessionEnded)
         logger.info("session ended", metadata: ["session_id": "\(id)", "user_id": "\(claims.sub)", "by_session": "\(claims.sid)"])
+        audit.record(AuditEvent(.sessionRevoked, userID: claims.sub, sessionID: id, details: ["by_session": claims.sid]), client: client)
     }
 
     // MARK: Passwords
@@ -75,6 +76,7 @@ extension AuthService {
         let ended = try await tokens.revokeAllSessions(userID: user.id, keeping: claims.sid, accessTTL: policy.accessTTL)
         security.events(.passwordChanged)
         logger.info("password changed", metadata: ["user_id": "\(user.id)", "sessions_ended": "\(ended)"])
+        audit.record(AuditEvent(.passwordChanged, userID: user.id, sessionID: claims.sid, details: ["sessions_ended": "\(ended)"]), client: client)
     }
 
     /// Starts a password reset. Answers the same, in the same time, whether or not the email has
@@ -85,7 +87,7 @@ extension AuthService {
         let service = self
         let accepted = forgotWork.submit {
             do {
-                try await service.issueResetToken(email: email)
+                try await service.issueResetToken(email: email, client: client)
             } catch {
                 service.logger.warning("password reset request failed", metadata: ["error": "\(error)"])
             }
@@ -94,8 +96,11 @@ extension AuthService {
     }
 
     /// Returns once the token is stored and handed to the dispatcher; nothing for unknown emails.
-    func issueResetToken(email: String) async throws {
-        guard let user = try await user(email: email) else { return }
+    func issueResetToken(email: String, client: ClientInfo = .init()) async throws {
+        guard let user = try await user(email: email) else {
+            audit.record(AuditEvent(.passwordResetRequested, reason: "unknown_account"), client: client)
+            return
+        }
         let now = clock.now()
         let (token, hash) = OneTimeTokenCodec.reset.make(userID: user.id)
         let expiresAt = now.addingTimeInterval(security.resetTokenTTL)
@@ -110,6 +115,7 @@ extension AuthService {
         )
         security.events(.resetRequested)
         logger.info("password reset requested", metadata: ["user_id": "\(user.id)"])
+        audit.record(AuditEvent(.passwordResetRequested, userID: user.id), client: client)
     }
 
     /// Consumes a reset token, sets the password and ends every session of the user.
@@ -128,6 +134,7 @@ extension AuthService {
         // slow-down and this client's lock.
         try await limiter.accountRecovered(account: user.email, ip: client.ipAddress)
         logger.info("password reset", metadata: ["user_id": "\(user.id)", "sessions_ended": "\(ended)"])
+        audit.record(AuditEvent(.passwordReset, userID: user.id, details: ["sessions_ended": "\(ended)"]), client: client)
     }
 
     // MARK: Upstream credentials

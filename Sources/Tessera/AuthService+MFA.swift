@@ -41,6 +41,7 @@ extension AuthService {
         try await save(user)
         notify(user, AccountMessage.Kind.mfaEnabled)
         logger.info("mfa enabled", metadata: ["user_id": "\(user.id)"])
+        audit.record(AuditEvent(.mfaEnabled, userID: user.id, sessionID: claims.sid), client: client)
         return codes
     }
 
@@ -50,13 +51,14 @@ extension AuthService {
         var user = try await reauthenticate(password, claims, client: client)
         guard user.mfaEnabled else { throw AuthError.mfaNotEnrolled }
         try await limiter.check(.mfaVerify, ip: nil, account: user.id)
-        guard try await checkSecondFactor(code, for: user) else { throw AuthError.invalidMFACode }
+        guard try await checkSecondFactor(code, for: user) != nil else { throw AuthError.invalidMFACode }
         user.mfaEnabled = false
         user.mfaSecret = nil
         try await save(user)
         try await users.replaceRecoveryCodes(userID: user.id, hashes: [])
         notify(user, AccountMessage.Kind.mfaDisabled)
         logger.info("mfa disabled", metadata: ["user_id": "\(user.id)"])
+        audit.record(AuditEvent(.mfaDisabled, userID: user.id, sessionID: claims.sid), client: client)
     }
 
     /// Replaces every recovery code of the user with 10 new ones (the old ones stop working).
@@ -73,7 +75,7 @@ extension AuthService {
     /// the secret (also a pending one) and the recovery codes; sessions stay. Returns whether
     /// MFA was on.
     @discardableResult
-    public func resetMFA(userID: String) async throws -> Bool {
+    public func resetMFA(userID: String, client: ClientInfo = .init()) async throws -> Bool {
         guard var user = try await users.user(id: userID) else { throw AuthError.userNotFound }
         let wasEnabled = user.mfaEnabled
         let hadMFA = wasEnabled || user.mfaSecret != nil
@@ -83,6 +85,7 @@ extension AuthService {
         try await users.replaceRecoveryCodes(userID: user.id, hashes: [])
         if hadMFA { notify(user, AccountMessage.Kind.mfaReset) }
         logger.notice("mfa reset by an administrator", metadata: ["user_id": "\(user.id)"])
+        audit.record(AuditEvent(.mfaReset, userID: user.id, details: ["mfa_was_enabled": "\(wasEnabled)"]), client: client)
         return wasEnabled
     }
 
@@ -90,11 +93,19 @@ extension AuthService {
     /// The code is a TOTP code or one of the user's recovery codes (used up by this).
     /// The token is single-use and dies after `mfaMaxAttempts` wrong codes.
     public func verifyMFA(token: String, code: String, client: ClientInfo = .init()) async throws -> TokenGrant {
-        try await limiter.check(.mfaVerify, ip: client.ipAddress, account: nil)
-        guard let (userID, hash) = OneTimeTokenCodec.mfa.decode(token) else { throw AuthError.invalidMFAToken }
-        // Taken out of the store for the check, so that two guesses never race on one token;
-        // a wrong code puts it back with one attempt fewer.
-        guard let stored = try await tokens.consumeOneTimeToken(kind: OneTimeTokenCodec.mfa.kind, userID: userID, hash: hash) else {
+        do {
+            try await limiter.check(.mfaVerify, ip: client.ipAddress, account: nil)
+        } catch let error as AuthError {
+            audit.record(AuditEvent(.mfaFailed, reason: error.code), client: client)
+            throw error
+        }
+        // The user id inside an unknown token is the caller's claim, not a fact: not audited.
+        guard let (userID, hash) = OneTimeTokenCodec.mfa.decode(token),
+            // Taken out of the store for the check, so that two guesses never race on one token;
+            // a wrong code puts it back with one attempt fewer.
+            let stored = try await tokens.consumeOneTimeToken(kind: OneTimeTokenCodec.mfa.kind, userID: userID, hash: hash)
+        else {
+            audit.record(AuditEvent(.mfaFailed, reason: "invalid_mfa_token"), client: client)
             throw AuthError.invalidMFAToken
         }
         // Only a real MFA token spends the account's budget: a made-up token naming the user
@@ -103,13 +114,21 @@ extension AuthService {
             try await limiter.check(.mfaVerify, ip: nil, account: userID)
         } catch {
             _ = try await tokens.restoreOneTimeToken(stored)
+            audit.record(AuditEvent(.mfaFailed, userID: userID, reason: (error as? AuthError)?.code ?? "error"), client: client)
             throw error
         }
         guard let user = try await users.user(id: userID), user.mfaEnabled else { throw AuthError.invalidMFAToken }
         let challenge = MFAChallengeState(payload: stored.payload)
-        guard try await checkSecondFactor(code, for: user) else {
+        guard let factor = try await checkSecondFactor(code, for: user) else {
             security.events(.mfaFailed)
             let attempts = challenge.attempts + 1
+            audit.record(
+                AuditEvent(
+                    .mfaFailed, userID: user.id, reason: attempts < security.mfaMaxAttempts ? "wrong_code" : "too_many_wrong_codes",
+                    details: ["attempts": "\(attempts)"]
+                ),
+                client: client
+            )
             if attempts < security.mfaMaxAttempts {
                 var next = stored
                 next.payload = MFAChallengeState(attempts: attempts, device: challenge.device).payload
@@ -120,17 +139,36 @@ extension AuthService {
             }
             throw AuthError.invalidMFACode
         }
-        return try await startSession(for: user, client: ClientInfo(device: challenge.device, userAgent: client.userAgent, ipAddress: client.ipAddress))
+        let grant = try await startSession(
+            for: user, client: ClientInfo(device: challenge.device, userAgent: client.userAgent, ipAddress: client.ipAddress)
+        )
+        audit.record(
+            AuditEvent(.loginSucceeded, userID: user.id, sessionID: grant.sessionID, details: ["method": "mfa", "second_factor": factor.rawValue]),
+            client: client
+        )
+        return grant
     }
 
     /// The user behind the access token, after checking `password` against the login limits of
     /// the account and client: a wrong one is a failed login (it counts towards the lockout).
     func reauthenticate(_ password: String, _ claims: AccessClaims, client: ClientInfo) async throws -> User {
         guard let user = try await users.user(id: claims.sub) else { throw AuthError.invalidToken }
-        try await limiter.checkLogin(account: user.email, ip: client.ipAddress)
+        do {
+            try await limiter.checkLogin(account: user.email, ip: client.ipAddress)
+        } catch let error as AuthError {
+            audit.record(
+                AuditEvent(.loginFailed, userID: user.id, sessionID: claims.sid, reason: error.code, details: ["step": "reauthentication"]),
+                client: client
+            )
+            throw error
+        }
         guard try await hasher.verify(password, hash: user.passwordHash) else {
             logger.info("re-authentication failed", metadata: ["user_id": "\(user.id)"])
             security.events(.loginFailed)
+            audit.record(
+                AuditEvent(.loginFailed, userID: user.id, sessionID: claims.sid, reason: "wrong_password", details: ["step": "reauthentication"]),
+                client: client
+            )
             try await limiter.loginFailed(account: user.email, ip: client.ipAddress)
             throw AuthError.invalidCredentials
         }
@@ -139,15 +177,16 @@ extension AuthService {
     }
 
     /// A TOTP code (6 digits) or, failing that, an unused recovery code, which this uses up.
-    func checkSecondFactor(_ code: String, for user: User) async throws -> Bool {
-        if try await checkTOTP(code, for: user) { return true }
+    /// nil: neither.
+    func checkSecondFactor(_ code: String, for user: User) async throws -> SecondFactor? {
+        if try await checkTOTP(code, for: user) { return .totp }
         guard let hash = RecoveryCodes.hash(code, userID: user.id), try await users.consumeRecoveryCode(userID: user.id, hash: hash) else {
-            return false
+            return nil
         }
         let left = try await users.recoveryCodeCount(userID: user.id)
         notify(user, AccountMessage.Kind.recoveryCodeUsed)
         logger.notice("mfa recovery code used", metadata: ["user_id": "\(user.id)", "codes_left": "\(left)"])
-        return true
+        return .recoveryCode
     }
 
     private func replaceRecoveryCodes(for user: User) async throws -> [String] {
@@ -192,6 +231,12 @@ extension AuthService {
     }
 
     static func totpContext(_ userID: String) -> String { "totp|\(userID)" }
+}
+
+/// Which second factor a code turned out to be.
+enum SecondFactor: String {
+    case totp
+    case recoveryCode = "recovery_code"
 }
 
 /// What an MFA token remembers between the password and the code.

@@ -47,11 +47,15 @@ extension AuthService {
     /// access token is denied until its `exp`. Unknown, forged or expired tokens are ignored,
     /// as the RFC asks. No hint is needed: the two formats cannot be mistaken for each other.
     /// Throws only when the store cannot answer.
-    public func revoke(token: String) async throws {
+    public func revoke(token: String, client: ClientInfo = .init()) async throws {
         if let decoded = refreshTokens.decode(token) {
             if try await tokens.revokeSession(id: decoded.sessionID, userID: decoded.userID, accessTTL: policy.accessTTL) {
                 security.events(.sessionEnded)
                 logger.info("session ended by token revocation", metadata: ["session_id": "\(decoded.sessionID)", "user_id": "\(decoded.userID)"])
+                audit.record(
+                    AuditEvent(.sessionRevoked, userID: decoded.userID, sessionID: decoded.sessionID, details: ["by": "token_revocation"]),
+                    client: client
+                )
             }
             return
         }

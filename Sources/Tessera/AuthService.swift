@@ -47,11 +47,14 @@ public struct ClientInfo: Sendable {
     public var device: String?
     public var userAgent: String?
     public var ipAddress: String?
+    /// The HTTP request's `X-Request-Id`, for the audit log; not stored.
+    public var requestID: String?
 
-    public init(device: String? = nil, userAgent: String? = nil, ipAddress: String? = nil) {
+    public init(device: String? = nil, userAgent: String? = nil, ipAddress: String? = nil, requestID: String? = nil) {
         self.device = device
         self.userAgent = userAgent
         self.ipAddress = ipAddress
+        self.requestID = requestID
     }
 }
 
@@ -135,12 +138,14 @@ public struct AuthService: Sendable {
     let forgotWork = BackgroundWork(limit: 64)
     let cacheCounters = CacheCounters()
     let logger: Logger
+    /// Security outcomes (logins, MFA, sessions, passwords), for log pipelines: docs/AUDIT.md.
+    public let audit: AuditLog
     /// Verified against when the email is unknown, so both failures cost one bcrypt.
     let decoyHash: String
 
     public init(
         policy: TokenPolicy, users: any UserStore, tokens: any TokenStore, keys: KeyMaterial, security: AccountSecurity,
-        clock: any TesseraClock = SystemClock(), logger: Logger = Logger(label: "tessera")
+        clock: any TesseraClock = SystemClock(), logger: Logger = Logger(label: "tessera"), audit: AuditLog = AuditLog()
     ) async throws {
         self.policy = policy
         self.users = users
@@ -153,6 +158,7 @@ public struct AuthService: Sendable {
         self.hasher = PasswordHasher(cost: policy.bcryptCost, maxQueued: policy.bcryptQueue)
         self.dispatcher = NotificationDispatcher(notifier: security.notifier, spool: security.notificationSpool, logger: logger, clock: clock)
         self.logger = logger
+        self.audit = audit
         self.decoyHash = try await hasher.hash(SecureRandom.identifier())
     }
 
@@ -173,7 +179,9 @@ public struct AuthService: Sendable {
             throw AuthError.emailTaken
         }
         logger.info("user registered", metadata: ["user_id": "\(user.id)"])
-        return try await startSession(for: user, client: client)
+        let grant = try await startSession(for: user, client: client)
+        audit.record(AuditEvent(.accountRegistered, userID: user.id, sessionID: grant.sessionID), client: client)
+        return grant
     }
 
     /// Checks the password. Without MFA the answer is a token grant; with MFA it is a short-lived
@@ -182,25 +190,36 @@ public struct AuthService: Sendable {
         // No format errors here: every failure looks the same to the caller.
         let account = EmailAddress.limitKey(email)
         // Keyed by the email as given, whether or not it exists: no enumeration through limits.
-        try await limiter.checkLogin(account: account, ip: client.ipAddress)
+        do {
+            try await limiter.checkLogin(account: account, ip: client.ipAddress)
+        } catch let error as AuthError {
+            audit.record(AuditEvent(.loginFailed, reason: error.code), client: client)
+            throw error
+        }
         guard let user = try await user(email: email) else {
             _ = try await hasher.verify(password, hash: decoyHash)
             security.events(.loginFailed)
+            audit.record(AuditEvent(.loginFailed, reason: "unknown_account"), client: client)
             try await limiter.loginFailed(account: account, ip: client.ipAddress)
             throw AuthError.invalidCredentials
         }
         guard try await hasher.verify(password, hash: user.passwordHash) else {
             logger.info("login failed", metadata: ["user_id": "\(user.id)"])
             security.events(.loginFailed)
+            audit.record(AuditEvent(.loginFailed, userID: user.id, reason: "wrong_password"), client: client)
             try await limiter.loginFailed(account: account, ip: client.ipAddress)
             throw AuthError.invalidCredentials
         }
         try await limiter.loginSucceeded(account: account, ip: client.ipAddress)
         let current = try await migrateEmail(of: user)
         if current.mfaEnabled {
-            return .mfaRequired(try await startMFAChallenge(for: current, client: client))
+            let challenge = try await startMFAChallenge(for: current, client: client)
+            audit.record(AuditEvent(.mfaChallenged, userID: current.id), client: client)
+            return .mfaRequired(challenge)
         }
-        return .tokens(try await startSession(for: current, client: client))
+        let grant = try await startSession(for: current, client: client)
+        audit.record(AuditEvent(.loginSucceeded, userID: current.id, sessionID: grant.sessionID, details: ["method": "password"]), client: client)
+        return .tokens(grant)
     }
 
     /// The account of an address as typed: by its normalized key, else by the key rows were
@@ -272,6 +291,10 @@ public struct AuthService: Sendable {
             return try grant(for: session, user: user, now: clock.now())
         case .reused(let userID):
             security.events(.reuseDetected)
+            audit.record(
+                AuditEvent(.refreshReuseDetected, userID: userID, sessionID: decoded.sessionID, details: ["generation": "\(decoded.generation)"]),
+                client: client
+            )
             logger.warning(
                 "refresh token re-use detected; session revoked",
                 metadata: ["session_id": "\(decoded.sessionID)", "user_id": "\(userID)", "generation": "\(decoded.generation)"]
@@ -284,21 +307,23 @@ public struct AuthService: Sendable {
 
     /// Ends the session the access token belongs to; its refresh token and every access token
     /// of the session (this one included) stop working at once.
-    public func logout(_ claims: AccessClaims) async throws {
+    public func logout(_ claims: AccessClaims, client: ClientInfo = .init()) async throws {
         _ = try await tokens.revokeSession(id: claims.sid, userID: claims.sub, accessTTL: policy.accessTTL)
         security.events(.sessionEnded)
         // The session entry covers this token; the jti entry keeps it denied even if the
         // session id were ever reused by a buggy client library.
         try await tokens.deny(.tokenID(claims.jti), userID: claims.sub, until: claims.expiresAt)
         logger.info("session ended", metadata: ["session_id": "\(claims.sid)", "user_id": "\(claims.sub)"])
+        audit.record(AuditEvent(.logout, userID: claims.sub, sessionID: claims.sid), client: client)
     }
 
     /// Ends every session of the user, on every device.
     @discardableResult
-    public func logoutAll(_ claims: AccessClaims) async throws -> Int {
+    public func logoutAll(_ claims: AccessClaims, client: ClientInfo = .init()) async throws -> Int {
         let count = try await tokens.revokeAllSessions(userID: claims.sub, keeping: nil, accessTTL: policy.accessTTL)
         for _ in 0..<count { security.events(.sessionEnded) }
         logger.info("all sessions ended", metadata: ["user_id": "\(claims.sub)", "count": "\(count)"])
+        audit.record(AuditEvent(.logoutAll, userID: claims.sub, sessionID: claims.sid, details: ["sessions_ended": "\(count)"]), client: client)
         return count
     }
 

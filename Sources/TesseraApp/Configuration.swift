@@ -61,6 +61,8 @@ public struct ServerConfiguration: Sendable {
     /// With the redis token store: keep a local copy of the denylist, kept current by pub/sub,
     /// so that checking an access token costs no Redis round trip.
     public var localRevocations = true
+    /// Spans to an OTLP/HTTP collector (`--otlp-endpoint`); nil: no tracing.
+    public var tracing: TracingConfiguration?
 
     public init() {}
 }

@@ -7,12 +7,15 @@ import TesseraRESP
 import TesseraRedis
 import TesseraSQLite
 import TesseraServer
+import Tracing
 
 /// The wired-up service: one store instance of each kind, one key set, one clock. Built once
 /// per process and injected everywhere; nothing here is a global.
 public struct TesseraRuntime: Sendable {
     public let service: AuthService
     public let metrics: TesseraMetrics
+    /// Set with `--otlp-endpoint`: the router's request spans and the store's child spans.
+    public let tracer: (any Tracer)?
     public let sweeper: ExpirySweeper
     /// Background work to run beside the HTTP server (expiry sweeps).
     public let services: [any Service]
@@ -27,6 +30,13 @@ public struct TesseraRuntime: Sendable {
         let tokenKind = try TokenStoreKind(configuration.tokenStore)
 
         var services: [any Service] = []
+        var tracer: (any Tracer)?
+        if let tracing = configuration.tracing {
+            let exporter = try TracingExporter.make(tracing, logger: logger)
+            tracer = exporter.tracer
+            // First in, last out: spans of the last requests are still exported at shutdown.
+            services.append(exporter.service)
+        }
         var sqlite: SQLiteDatabase?
         let users: any UserStore
         let databaseDescription: String
@@ -63,16 +73,16 @@ public struct TesseraRuntime: Sendable {
         switch tokenKind {
         case .sqlite:
             if let sqlite {
-                tokens = metrics.measuring(sqlite.tokenStore(clock: clock))
+                tokens = metrics.measuring(sqlite.tokenStore(clock: clock), tracer: tracer)
                 tokenDescription = "sqlite"
             } else {
                 // Users live elsewhere (PostgreSQL, memory): tokens get a SQLite file of their own.
                 let path = configuration.tokenDatabasePath
-                tokens = metrics.measuring(try SQLiteDatabase(path: path).tokenStore(clock: clock))
+                tokens = metrics.measuring(try SQLiteDatabase(path: path).tokenStore(clock: clock), tracer: tracer)
                 tokenDescription = "sqlite \(path)"
             }
         case .memory:
-            tokens = metrics.measuring(MemoryTokenStore(clock: clock))
+            tokens = metrics.measuring(MemoryTokenStore(clock: clock), tracer: tracer)
             tokenDescription = "memory"
         case .redis:
             let fallbackPolicy = try RedisFallbackPolicy(configuration.redisFallback)
@@ -107,7 +117,7 @@ public struct TesseraRuntime: Sendable {
             tokenDescription = "redis \(redis)" + (revocations == nil ? "" : ", local revocations")
             switch fallbackPolicy {
             case .none:
-                tokens = metrics.measuring(store)
+                tokens = metrics.measuring(store, tracer: tracer)
                 rateLimitStore = sharedLimits
                 tokenDescription += ", fallback none"
             case .memory:
@@ -121,7 +131,7 @@ public struct TesseraRuntime: Sendable {
                     throw ConfigurationError("Redis fallback journal: \(error)")
                 }
                 let fallback = FallbackTokenStore(
-                    primary: metrics.measuring(store), fallback: MemoryTokenStore(clock: clock), clock: clock,
+                    primary: metrics.measuring(store, tracer: tracer), fallback: MemoryTokenStore(clock: clock), clock: clock,
                     journal: journal, knownRevocations: revocations, logger: logger
                 )
                 services.append(fallback)
@@ -171,7 +181,8 @@ public struct TesseraRuntime: Sendable {
             security.upstream = upstream
         }
         let service = try await AuthService(
-            policy: policy, users: users, tokens: tokens, keys: keys, security: security, clock: clock, logger: logger
+            policy: policy, users: users, tokens: tokens, keys: keys, security: security, clock: clock, logger: logger,
+            audit: AuditLog(logger: Logger(label: AuditLog.label))
         )
         let sweeper = ExpirySweeper(
             store: tokens, rateLimits: localLimits, notifier: notifier, interval: configuration.sweepInterval, logger: logger
@@ -181,11 +192,13 @@ public struct TesseraRuntime: Sendable {
         return TesseraRuntime(
             service: service,
             metrics: metrics,
+            tracer: tracer,
             sweeper: sweeper,
             services: services,
             summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription), "
                 + "encryption key: \(secretsDescription), messages: \(notifier.summary)"
                 + (security.notificationSpool.map { " (spool \($0))" } ?? "")
+                + (configuration.tracing == nil ? "" : ", traces: OTLP/HTTP")
         )
     }
 

@@ -17,7 +17,7 @@ extension TesseraHTTP {
                 options: .init(
                     adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metricsKey: configuration.metricsKey,
                     metrics: runtime.metrics, sweeper: runtime.sweeper, readiness: readiness, trustedProxies: configuration.trustedProxies,
-                    corsOrigins: configuration.corsOrigins
+                    corsOrigins: configuration.corsOrigins, tracer: runtime.tracer
                 )
             ),
             server: server(configuration.connections),

@@ -56,7 +56,7 @@ extension AuthController {
         group.delete("sessions/{id}") { request, context in
             let claims = try await authenticate(request)
             let id = try context.parameters.require("id")
-            try await service.endSession(id: id, claims)
+            try await service.endSession(id: id, claims, client: clientInfo(request, context))
             // Ending another device's session leaves this browser signed in.
             return id == claims.sid ? Self.sessionEnded() : Response(status: .noContent)
         }

@@ -9,6 +9,7 @@ struct AdminController: Sendable {
     let service: AuthService
     let adminKey: SharedKey
     let sweeper: ExpirySweeper?
+    var trustedProxies = TrustedProxies.none
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.get("stats") { request, _ in
@@ -18,7 +19,10 @@ struct AdminController: Sendable {
         // For an owner who lost every second factor; the operations CLI calls this too.
         group.post("users/{id}/mfa/reset") { request, context in
             try authorize(request)
-            let wasEnabled = try await service.resetMFA(userID: try context.parameters.require("id"))
+            let userID = try context.parameters.require("id")
+            let client = ClientInfo(request, context, trustedProxies: trustedProxies)
+            let wasEnabled = try await service.resetMFA(userID: userID, client: client)
+            service.audit.record(.adminAction("user.mfa_reset", target: userID), client: client)
             return try JSONBody.response(MFAReset(mfaWasEnabled: wasEnabled))
         }
     }

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Tessera
+import Tracing
 
 /// The HTTP front of Tessera.
 public enum TesseraHTTP {
@@ -28,12 +29,16 @@ public enum TesseraHTTP {
         /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
         /// check of cookie-authenticated requests. Empty: no CORS at all.
         public var corsOrigins: [WebOrigin]
+        /// One server span per request (named by route pattern) and its store calls as children;
+        /// nil: no tracing. Wrap the token store with `TesseraMetrics.measuring(_:tracer:)` too.
+        public var tracer: (any Tracer)?
 
         public init(
             adminKey: String? = nil, serviceKey: String? = nil, metricsKey: String? = nil, metrics: TesseraMetrics? = nil,
             sweeper: ExpirySweeper? = nil, readiness: Readiness? = nil, trustedProxies: TrustedProxies = .none,
-            corsOrigins: [WebOrigin] = [], revocationHeartbeat: Duration = .seconds(1)
+            corsOrigins: [WebOrigin] = [], revocationHeartbeat: Duration = .seconds(1), tracer: (any Tracer)? = nil
         ) {
+            self.tracer = tracer
             self.readiness = readiness
             self.adminKey = adminKey
             self.serviceKey = serviceKey
@@ -48,6 +53,10 @@ public enum TesseraHTTP {
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        if let tracer = options.tracer {
+            router.add(middleware: RequestTracingMiddleware(tracer: tracer))
+        }
         router.add(middleware: ResponseHeadersMiddleware())
         if let metrics = options.metrics {
             router.add(middleware: MetricsMiddleware(metrics: metrics))
@@ -73,13 +82,15 @@ public enum TesseraHTTP {
         let auth = AuthController(service: service, browser: browser, trustedProxies: options.trustedProxies)
         auth.addRoutes(to: router.group("v1/auth"))
         if let serviceKey = options.serviceKey {
-            OAuthController(service: service, serviceKey: SharedKey(serviceKey)).addRoutes(to: router.group("v1/oauth"))
+            OAuthController(service: service, serviceKey: SharedKey(serviceKey), trustedProxies: options.trustedProxies)
+                .addRoutes(to: router.group("v1/oauth"))
             RevocationStreamController(service: service, serviceKey: SharedKey(serviceKey), heartbeat: options.revocationHeartbeat)
                 .addRoutes(to: router.group("v1/revocations"))
         }
         ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
-            AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
+            AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper, trustedProxies: options.trustedProxies)
+                .addRoutes(to: router.group("v1/admin"))
         }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())

@@ -66,12 +66,12 @@ struct AuthController: Sendable {
                 throw problem
             }
         }
-        group.post("logout") { request, _ in
-            try await service.logout(try await authenticate(request))
+        group.post("logout") { request, context in
+            try await service.logout(try await authenticate(request), client: clientInfo(request, context))
             return Self.sessionEnded()
         }
-        group.post("logout-all") { request, _ in
-            try await service.logoutAll(try await authenticate(request))
+        group.post("logout-all") { request, context in
+            try await service.logoutAll(try await authenticate(request), client: clientInfo(request, context))
             return Self.sessionEnded()
         }
         group.get("me") { request, _ in
@@ -110,12 +110,7 @@ struct AuthController: Sendable {
     }
 
     func clientInfo(_ request: Request, _ context: TesseraRequestContext, device: String? = nil) -> ClientInfo {
-        ClientInfo(
-            // Bounded in UTF-8 bytes: one character can be thousands of bytes of combining marks.
-            device: device.map { $0.truncatedToUTF8(200) },
-            userAgent: request.headers[.userAgent].map { $0.truncatedToUTF8(512) },
-            ipAddress: trustedProxies.clientAddress(peer: context.remoteAddress?.ipAddress, headers: request.headers)
-        )
+        ClientInfo(request, context, trustedProxies: trustedProxies, device: device)
     }
 }
 

@@ -18,16 +18,17 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         let text = String(text)
         guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
         if text.contains(":") {
-            var raw = in6_addr()
-            guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
-            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
+            // Plain bytes rather than `in6_addr()`: which module declares that initializer
+            // depends on the C modules in the build.
+            var bytes = [UInt8](repeating: 0, count: 16)
+            guard inet_pton(AF_INET6, text, &bytes) == 1 else { return nil }
             let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]
             self.bytes = bytes.starts(with: mapped) ? Array(bytes.suffix(4)) : bytes
         } else {
             // glibc's inet_pton(AF_INET) takes exactly four decimal octets, no leading zeros.
-            var raw = in_addr()
-            guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
-            self.bytes = withUnsafeBytes(of: &raw) { Array($0) }
+            var bytes = [UInt8](repeating: 0, count: 4)
+            guard inet_pton(AF_INET, text, &bytes) == 1 else { return nil }
+            self.bytes = bytes
         }
     }
 

@@ -1,15 +1,38 @@
 import Foundation
 import Tessera
+import Tracing
 
-/// Times every call to the token store for `tessera_store_duration_seconds` and counts failures.
+/// Times every call to the token store for `tessera_store_duration_seconds` and counts failures,
+/// and with a tracer makes each call a child span (`store.<operation>`) of the request's span.
 /// It wraps the real store, inside any fallback, so the figures are the store's own round trips.
 struct MeasuredTokenStore: TokenStore {
     let base: any TokenStore
     let metrics: TesseraMetrics
+    var tracer: (any Tracer)?
 
     var backendName: String { base.backendName }
 
     private func measure<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        guard let tracer else { return try await timed(operation, body) }
+        return try await traced(tracer, operation, body)
+    }
+
+    /// No arguments are recorded: they are ids and token hashes. A failure is marked by its
+    /// type only, never its description.
+    private func traced<Traced: Tracer, T>(_ tracer: Traced, _ operation: String, _ body: () async throws -> T) async throws -> T {
+        let span = tracer.startSpan("store.\(operation)", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        span.attributes["db.system.name"] = base.backendName
+        defer { span.end() }
+        do {
+            return try await ServiceContext.$current.withValue(span.context) { try await timed(operation, body) }
+        } catch {
+            span.attributes["error.type"] = String(describing: type(of: error))
+            span.setStatus(SpanStatus(code: .error))
+            throw error
+        }
+    }
+
+    private func timed<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         do {
             let result = try await body()
@@ -92,6 +115,9 @@ struct MeasuredTokenStore: TokenStore {
 }
 
 extension TesseraMetrics {
-    /// `store` with every call timed and counted; wrap the real store, inside any fallback.
-    public func measuring(_ store: any TokenStore) -> any TokenStore { MeasuredTokenStore(base: store, metrics: self) }
+    /// `store` with every call timed and counted, and traced with `tracer`; wrap the real store,
+    /// inside any fallback.
+    public func measuring(_ store: any TokenStore, tracer: (any Tracer)? = nil) -> any TokenStore {
+        MeasuredTokenStore(base: store, metrics: self, tracer: tracer)
+    }
 }

@@ -8,6 +8,7 @@ import Tessera
 struct OAuthController: Sendable {
     let service: AuthService
     let serviceKey: SharedKey
+    var trustedProxies = TrustedProxies.none
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.post("introspect") { request, _ in
@@ -18,10 +19,10 @@ struct OAuthController: Sendable {
             }
             return try JSONBody.response(Active(facts))
         }
-        group.post("revoke") { request, _ in
+        group.post("revoke") { request, context in
             try authorize(request)
             let (token, _) = try await Self.tokenParameters(request)
-            try await service.revoke(token: token)
+            try await service.revoke(token: token, client: ClientInfo(request, context, trustedProxies: trustedProxies))
             return Response(status: .ok, headers: [.cacheControl: "no-store"])
         }
     }

@@ -5,6 +5,8 @@ import NIOCore
 public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The request's `X-Request-Id` (accepted or made by `RequestIDMiddleware`); nil outside the router.
+    public var requestID: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

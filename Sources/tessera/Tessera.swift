@@ -159,6 +159,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
 
+    // Tracing.
+    @Option(help: "Send request and store spans to this OTLP/HTTP collector URL (a URL without a path gets /v1/traces); unset turns tracing off. [env: TESSERA_OTLP_ENDPOINT]")
+    var otlpEndpoint: String?
+
+    @Option(help: "With --otlp-endpoint: the service.name of the spans. [env: TESSERA_OTLP_SERVICE_NAME] (default: tessera)")
+    var otlpServiceName: String?
+
+    @Option(help: "With --otlp-endpoint: share of new traces recorded, 0 to 1; requests with a traceparent follow their caller's decision. [env: TESSERA_TRACE_SAMPLE_RATIO] (default: 1)")
+    var traceSampleRatio: Double?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServerConfiguration
@@ -303,6 +313,12 @@ private struct Settings {
         guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
         configuration.corsOrigins = try Self.origins(flags.corsOrigins ?? environment["TESSERA_CORS_ORIGINS"])
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
+        if let endpoint = flags.otlpEndpoint ?? environment["TESSERA_OTLP_ENDPOINT"], !endpoint.isEmpty {
+            var tracing = TracingConfiguration(endpoint: endpoint)
+            tracing.serviceName = flags.otlpServiceName ?? environment["TESSERA_OTLP_SERVICE_NAME"] ?? tracing.serviceName
+            tracing.sampleRatio = try value(flags.traceSampleRatio, "TESSERA_TRACE_SAMPLE_RATIO", tracing.sampleRatio)
+            configuration.tracing = tracing
+        }
         return configuration
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Tessera
 import TesseraServer
@@ -47,16 +48,18 @@ extension TestClient {
 }
 
 /// An in-process Tessera on memory stores, a manual clock and cheap bcrypt. Messages go to a
-/// fresh outbox directory; rate limits are off unless a test asks for them.
+/// fresh outbox directory; rate limits are off unless a test asks for them. With `logs`, every
+/// logger (the service's, the audit log, the HTTP server's) writes there.
 struct TestTessera {
     let clock: ManualClock
     let service: AuthService
     let outbox: String
     var options = TesseraHTTP.Options()
+    var logs: LogCapture?
 
     static func make(
-        grace: TimeInterval = 10, accessTTL: TimeInterval = 900, rateLimits: RateLimitPolicy = .unlimited,
-        adjust: (inout AccountSecurity) -> Void = { _ in }
+        grace: TimeInterval = 10, accessTTL: TimeInterval = 900, rateLimits: RateLimitPolicy = .unlimited, logs: LogCapture? = nil,
+        adjust: (inout AccountSecurity) -> Void = { _ in }, wrapTokens: (any TokenStore) -> any TokenStore = { $0 }
     ) async throws -> TestTessera {
         let clock = ManualClock(Date())
         var policy = TokenPolicy()
@@ -67,17 +70,18 @@ struct TestTessera {
         var security = AccountSecurity.local(secrets: .generate(), outbox: outbox, rateLimits: rateLimits, clock: clock)
         adjust(&security)
         let service = try await AuthService(
-            policy: policy, users: MemoryUserStore(), tokens: MemoryTokenStore(clock: clock), keys: .generate(), security: security,
-            clock: clock
+            policy: policy, users: MemoryUserStore(), tokens: wrapTokens(MemoryTokenStore(clock: clock)), keys: .generate(), security: security,
+            clock: clock, logger: logs?.logger("tessera") ?? Logger(label: "tessera"),
+            audit: AuditLog(logger: logs?.logger(AuditLog.label) ?? Logger(label: AuditLog.label))
         )
-        return TestTessera(clock: clock, service: service, outbox: outbox)
+        return TestTessera(clock: clock, service: service, outbox: outbox, logs: logs)
     }
 
     /// `.live` when the test needs a real peer address (trusted proxies).
     func test<Value>(
         _ setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
-        let app = Application(router: TesseraHTTP.router(service: service, options: options))
+        let app = Application(router: TesseraHTTP.router(service: service, options: options), logger: logs?.logger("hummingbird"))
         return try await app.test(setup) { client in try await body(client) }
     }
 }
