@@ -306,6 +306,29 @@ public final class MemoryUserStore: UserStore {
     public func recoveryCodeCount(userID: String) async throws -> Int {
         state.withLock { $0.recoveryCodes[userID]?.count ?? 0 }
     }
+
+    public func deleteUser(id: String) async throws -> Bool {
+        state.withLock { state in
+            guard let user = state.byID.removeValue(forKey: id) else { return false }
+            state.idByEmail[user.email] = nil
+            state.recoveryCodes[id] = nil
+            return true
+        }
+    }
+
+    public func sealedMFASecrets() async throws -> [SealedSecret] {
+        state.withLock { state in
+            state.byID.values.compactMap { user in user.mfaSecret.map { SealedSecret(ownerID: user.id, sealed: $0) } }
+        }
+    }
+
+    public func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool {
+        state.withLock { state in
+            guard state.byID[userID]?.mfaSecret == expected else { return false }
+            state.byID[userID]?.mfaSecret = sealed
+            return true
+        }
+    }
 }
 
 /// Rate-limit state of one process: right for the embedded stores (SQLite, memory), where

@@ -100,6 +100,14 @@ public protocol UserStore: Sendable {
     func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool
     /// How many unused recovery codes the user has.
     func recoveryCodeCount(userID: String) async throws -> Int
+
+    /// Deletes the user and their recovery codes; false for an unknown id.
+    func deleteUser(id: String) async throws -> Bool
+    /// Every stored MFA secret (owner = user id), for re-sealing under a new encryption key.
+    func sealedMFASecrets() async throws -> [SealedSecret]
+    /// Replaces the user's sealed MFA secret only while it is still `expected`, in one step
+    /// (compare-and-set), so a re-seal never undoes a concurrent enrolment or reset.
+    func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool
 }
 
 /// Short-lived counters for rate limits, login regulation and one-shot claims. On Redis they

@@ -9,12 +9,17 @@ struct AdminController: Sendable {
     let service: AuthService
     let adminKey: SharedKey
     let sweeper: ExpirySweeper?
+    /// nil: key routes answer 409 `keys_ephemeral`.
+    let keyFiles: KeyFiles?
+    let keyPublishDelay: TimeInterval
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.get("stats") { request, _ in
             try authorize(request)
             return try JSONBody.response(try await stats())
         }
+        addUserRoutes(to: group)
+        addKeyRoutes(to: group)
         // For an owner who lost every second factor; the operations CLI calls this too.
         group.post("users/{id}/mfa/reset") { request, context in
             try authorize(request)
@@ -33,7 +38,7 @@ struct AdminController: Sendable {
         }
     }
 
-    private func authorize(_ request: Request) throws {
+    func authorize(_ request: Request) throws {
         guard let presented = request.bearerToken, adminKey.matches(presented) else {
             throw APIError(
                 .unauthorized, code: "invalid_admin_key", detail: "This endpoint needs the admin key as a Bearer token.",
