@@ -42,11 +42,17 @@ extension KeyMaterial {
         }
         let key = SigningKey(
             id: KeyMaterial.keyID(byteCount: 12), privateKey: .init(), createdAt: now,
-            activatesAt: publishDelay > 0 ? now.addingTimeInterval(publishDelay) : nil
+            activatesAt: publishDelay > 0 ? Self.wholeSecondAfter(now.addingTimeInterval(publishDelay)) : nil
         )
         var next = self
         next.signingKeys.insert(key, at: 0)
         return (next, key)
+    }
+
+    /// Tokens carry whole-second `iat`s, which pick their signing key: activation on a whole
+    /// second means every token of that second and later is under the new key.
+    static func wholeSecondAfter(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.up))
     }
 
     /// Prepends a new refresh key: new tokens are MACed under it, the old ones still verify.

@@ -57,6 +57,11 @@ struct KeyRotationTests {
         #expect(throws: KeyRotationError.keyNotFound("nope")) { try staged.retiring(keyID: "nope", now: after) }
     }
 
+    @Test func activationFallsOnAWholeSecond() throws {
+        let (_, key) = try KeyMaterial.generate(now: start).stagingSigningKey(now: start.addingTimeInterval(0.25), publishDelay: 10)
+        #expect(key.activatesAt == start.addingTimeInterval(11))
+    }
+
     @Test func aSecondRotationWaitsForTheStagedKey() throws {
         let (staged, key) = try KeyMaterial.generate(now: start).stagingSigningKey(now: start, publishDelay: 300)
         #expect(throws: KeyRotationError.rotationPending(key.id, activatesAt: start.addingTimeInterval(300))) {
