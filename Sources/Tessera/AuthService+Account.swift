@@ -177,7 +177,11 @@ extension AuthService {
 
     /// Binds the ciphertext to its user, session and name.
     static func credentialContext(_ name: String, _ claims: AccessClaims) -> String {
-        "credential|\(claims.sub)|\(claims.sid)|\(name)"
+        credentialContext(name, userID: claims.sub, sessionID: claims.sid)
+    }
+
+    static func credentialContext(_ name: String, userID: String, sessionID: String) -> String {
+        "credential|\(userID)|\(sessionID)|\(name)"
     }
 }
 

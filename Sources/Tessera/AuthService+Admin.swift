@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 
-/// What `resealSecrets` did with the stored MFA secrets.
-public struct ResealReport: Sendable, Equatable {
+/// What `resealSecrets` did with one kind of sealed value.
+public struct ResealCounts: Sendable, Equatable {
     /// Re-sealed under the sealing (first) key.
     public var resealed = 0
     /// Already under the sealing key.
@@ -11,6 +11,25 @@ public struct ResealReport: Sendable, Equatable {
     public var changedMeanwhile = 0
     /// Under a key no longer in the file, or damaged: left as they are.
     public var unreadable = 0
+
+    public init() {}
+
+    enum Outcome { case resealed, current, changedMeanwhile, unreadable }
+
+    mutating func count(_ outcome: Outcome) {
+        switch outcome {
+        case .resealed: resealed += 1
+        case .current: current += 1
+        case .changedMeanwhile: changedMeanwhile += 1
+        case .unreadable: unreadable += 1
+        }
+    }
+}
+
+/// What `resealSecrets` did: stored MFA secrets, and credentials on live sessions.
+public struct ResealReport: Sendable, Equatable {
+    public var mfaSecrets = ResealCounts()
+    public var credentials = ResealCounts()
 
     public init() {}
 }
@@ -94,38 +113,51 @@ extension AuthService {
         return count
     }
 
-    /// Re-seals every stored MFA secret under the sealing (first) encryption key now, rather
-    /// than at its next write. Each write is a compare-and-set: a secret its owner changes
-    /// meanwhile is left to that change.
+    /// Re-seals every stored MFA secret and every credential of a live session under the
+    /// sealing (first) encryption key now, rather than at its next write. Each write is a
+    /// compare-and-set: a value its owner changes meanwhile is left to that change.
     public func resealSecrets() async throws -> ResealReport {
         let box = secrets
         var report = ResealReport()
         for secret in try await users.sealedMFASecrets() {
-            if SecretBox.keyID(of: secret.sealed) == box.keys[0].id {
-                report.current += 1
-                continue
-            }
             let context = Self.totpContext(secret.ownerID)
-            guard let plaintext = try? box.open(secret.sealed, context: context) else {
-                report.unreadable += 1
-                continue
+            let outcome = try await Self.reseal(secret.sealed, context: context, box: box) { resealed in
+                try await users.replaceMFASecret(userID: secret.ownerID, expected: secret.sealed, with: resealed)
             }
-            let resealed = try box.seal(plaintext, context: context)
-            if try await users.replaceMFASecret(userID: secret.ownerID, expected: secret.sealed, with: resealed) {
-                report.resealed += 1
-            } else {
-                report.changedMeanwhile += 1
+            report.mfaSecrets.count(outcome)
+        }
+        for credential in try await tokens.sealedCredentials() {
+            let context = Self.credentialContext(credential.name, userID: credential.userID, sessionID: credential.sessionID)
+            let outcome = try await Self.reseal(credential.sealed, context: context, box: box) { resealed in
+                var updated = credential
+                updated.sealed = resealed
+                return try await tokens.replaceSealedCredential(updated, expected: credential.sealed)
             }
+            report.credentials.count(outcome)
         }
         logger.notice(
-            "stored secrets re-sealed", metadata: ["resealed": "\(report.resealed)", "current": "\(report.current)", "unreadable": "\(report.unreadable)"]
+            "stored secrets re-sealed",
+            metadata: [
+                "mfa_resealed": "\(report.mfaSecrets.resealed)", "credentials_resealed": "\(report.credentials.resealed)",
+                "unreadable": "\(report.mfaSecrets.unreadable + report.credentials.unreadable)",
+            ]
         )
         return report
     }
 
-    /// How many stored MFA secrets are sealed under the encryption key `keyID`.
+    /// How many stored values (MFA secrets, credentials of live sessions) are sealed under the
+    /// encryption key `keyID`.
     public func sealedSecretCount(keyID: String) async throws -> Int {
-        try await users.sealedMFASecrets().count { SecretBox.keyID(of: $0.sealed) == keyID }
+        let secrets = try await users.sealedMFASecrets().count { SecretBox.keyID(of: $0.sealed) == keyID }
+        return try await secrets + tokens.sealedCredentials().count { SecretBox.keyID(of: $0.sealed) == keyID }
+    }
+
+    private static func reseal(
+        _ sealed: String, context: String, box: SecretBox, write: (String) async throws -> Bool
+    ) async throws -> ResealCounts.Outcome {
+        if SecretBox.keyID(of: sealed) == box.keys[0].id { return .current }
+        guard let plaintext = try? box.open(sealed, context: context) else { return .unreadable }
+        return try await write(try box.seal(plaintext, context: context)) ? .resealed : .changedMeanwhile
     }
 
     private func endAllSessions(userID: String) async throws -> Int {

@@ -191,6 +191,24 @@ public final class MemoryTokenStore: TokenStore {
         }
     }
 
+    public func sealedCredentials() async throws -> [SessionCredential] {
+        let now = clock.now()
+        return state.withLock { state in
+            state.credentials.values.flatMap(\.values).filter { state.liveSession($0.sessionID, userID: $0.userID, now: now) != nil }
+        }
+    }
+
+    public func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(credential.sessionID, userID: credential.userID, now: now) != nil,
+                state.credentials[credential.sessionID]?[credential.name]?.sealed == expected
+            else { return false }
+            state.credentials[credential.sessionID]?[credential.name] = credential
+            return true
+        }
+    }
+
     public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
         -> Bool
     {

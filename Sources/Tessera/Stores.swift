@@ -58,6 +58,13 @@ public protocol TokenStore: Sendable {
     /// Ends the lease if `fence` still holds it.
     func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws
 
+    /// Every credential on a live session, for re-sealing under a new encryption key. May scan;
+    /// not for hot paths.
+    func sealedCredentials() async throws -> [SessionCredential]
+    /// Replaces the credential's sealed value (and time) only while it is still `expected` and
+    /// its session is live, in one step (compare-and-set): a re-seal never undoes a newer write.
+    func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool
+
     /// Live counts for the admin endpoint. May scan; not for hot paths.
     func statistics() async throws -> TokenStoreStatistics
 

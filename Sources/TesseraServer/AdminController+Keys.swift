@@ -94,20 +94,35 @@ struct RetiredResponse: Encodable {
 }
 
 struct ResealResponse: Encodable {
-    var resealed: Int
-    var current: Int
-    var changedMeanwhile: Int
-    var unreadable: Int
+    struct Counts: Encodable {
+        var resealed: Int
+        var current: Int
+        var changedMeanwhile: Int
+        var unreadable: Int
+
+        init(_ counts: ResealCounts) {
+            resealed = counts.resealed
+            current = counts.current
+            changedMeanwhile = counts.changedMeanwhile
+            unreadable = counts.unreadable
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case resealed, current, unreadable
+            case changedMeanwhile = "changed_meanwhile"
+        }
+    }
+
+    var mfaSecrets: Counts
+    var credentials: Counts
 
     init(_ report: ResealReport) {
-        resealed = report.resealed
-        current = report.current
-        changedMeanwhile = report.changedMeanwhile
-        unreadable = report.unreadable
+        mfaSecrets = Counts(report.mfaSecrets)
+        credentials = Counts(report.credentials)
     }
 
     enum CodingKeys: String, CodingKey {
-        case resealed, current, unreadable
-        case changedMeanwhile = "changed_meanwhile"
+        case credentials
+        case mfaSecrets = "mfa_secrets"
     }
 }

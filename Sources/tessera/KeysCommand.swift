@@ -97,16 +97,18 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Reseal: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-seal every stored MFA secret under the newest encryption key now."
+            abstract: "Re-seal every stored MFA secret and session credential under the newest encryption key now."
         )
         @OptionGroup var options: ServerOptions
 
         func run() async throws {
             let deployment = await Deployment.open(options)
             let report = await deployment.run { try await $0.resealSecrets() }
-            print("mfa secrets: \(report.resealed) re-sealed, \(report.current) already current, "
-                + "\(report.changedMeanwhile) changed meanwhile, \(report.unreadable) unreadable")
-            if report.unreadable > 0 { throw ExitCode(Deployment.ExitStatus.failure.rawValue) }
+            for (what, counts) in [("mfa secrets", report.mfaSecrets), ("credentials", report.credentials)] {
+                print("\(what): \(counts.resealed) re-sealed, \(counts.current) already current, "
+                    + "\(counts.changedMeanwhile) changed meanwhile, \(counts.unreadable) unreadable")
+            }
+            if report.mfaSecrets.unreadable + report.credentials.unreadable > 0 { throw ExitCode(Deployment.ExitStatus.failure.rawValue) }
         }
     }
 }

@@ -99,30 +99,37 @@ struct AdminOperationsTests {
     }
 
     @Test(arguments: AdminStoreKind.allCases)
-    func resealMovesEveryMFASecretToTheNewKey(_ kind: AdminStoreKind) async throws {
+    func resealMovesEveryMFASecretAndCredentialToTheNewKey(_ kind: AdminStoreKind) async throws {
         try await withService(kind) { fixture in
             let service = fixture.service
-            var ids: [String] = []
+            var claims: [AccessClaims] = []
             for index in 0..<3 {
                 let grant = try await service.register(email: "m\(index)@example.com", password: "correct horse")
-                _ = try await service.enrollMFA(password: "correct horse", try await service.authenticate(bearer: grant.accessToken))
-                ids.append(grant.user.id)
+                let claim = try await service.authenticate(bearer: grant.accessToken)
+                _ = try await service.enrollMFA(password: "correct horse", claim)
+                claims.append(claim)
             }
+            try await service.putCredential(named: "idp", value: Data("{\"a\":1}".utf8), claims[0])
+            try await service.putCredential(named: "other", value: Data("[2]".utf8), claims[1])
             let oldKey = service.keyRing.secrets.keys[0].id
-            #expect(try await service.resealSecrets().current == 3)
+            #expect(try await service.resealSecrets().mfaSecrets.current == 3)
             let (rotated, newKey) = service.keyRing.secrets.rotating()
             service.keyRing.replace(secrets: rotated)
-            #expect(try await service.sealedSecretCount(keyID: oldKey) == 3)
+            #expect(try await service.sealedSecretCount(keyID: oldKey) == 5)
             let report = try await service.resealSecrets()
-            #expect(report.resealed == 3 && report.current == 0 && report.unreadable == 0)
+            #expect(report.mfaSecrets.resealed == 3 && report.mfaSecrets.current == 0 && report.mfaSecrets.unreadable == 0)
+            #expect(report.credentials.resealed == 2 && report.credentials.unreadable == 0)
             #expect(try await service.sealedSecretCount(keyID: oldKey) == 0)
-            #expect(try await service.sealedSecretCount(keyID: newKey.id) == 3)
+            #expect(try await service.sealedSecretCount(keyID: newKey.id) == 5)
             // Still the same secrets: each opens under the new key alone.
             let onlyNew = SecretBox(keys: [newKey])
             for secret in try await service.users.sealedMFASecrets() {
                 #expect(throws: Never.self) { try onlyNew.open(secret.sealed, context: "totp|\(secret.ownerID)") }
             }
-            #expect(try await service.resealSecrets().current == 3)
+            service.keyRing.replace(secrets: onlyNew)
+            #expect(try await service.credential(named: "idp", claims[0]) == Data("{\"a\":1}".utf8))
+            let again = try await service.resealSecrets()
+            #expect(again.mfaSecrets.current == 3 && again.credentials.current == 2)
         }
     }
 
