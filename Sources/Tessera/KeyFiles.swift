@@ -73,6 +73,13 @@ public struct KeyFiles: Sendable {
     /// `now + publishDelay`. Returns the new key and the key sets as written.
     public func rotate(
         _ kind: KeyKind, now: Date, publishDelay: TimeInterval
+    ) async throws -> (key: KeyStatus, material: KeyMaterial, secrets: SecretBox?) {
+        let path = kind == .encryption ? try encryptionKeyFilePath() : try keyFilePath()
+        return try await SecretFile.withLock(path) { try rotateLocked(kind, now: now, publishDelay: publishDelay) }
+    }
+
+    private func rotateLocked(
+        _ kind: KeyKind, now: Date, publishDelay: TimeInterval
     ) throws -> (key: KeyStatus, material: KeyMaterial, secrets: SecretBox?) {
         switch kind {
         case .signing, .refresh:
@@ -110,23 +117,26 @@ public struct KeyFiles: Sendable {
         _ id: String, now: Date, sealedUnder: (String) async throws -> Int
     ) async throws -> (kind: KeyKind, material: KeyMaterial, secrets: SecretBox) {
         if let path = keyFile, FileManager.default.fileExists(atPath: path) {
-            let material = try KeyFile.load(path: path)
-            if material.contains(keyID: id) {
+            let retired = try await SecretFile.withLock(path) { () throws -> (KeyKind, KeyMaterial)? in
+                let material = try KeyFile.load(path: path)
+                guard material.contains(keyID: id) else { return nil }
                 let next = try material.retiring(keyID: id, now: now)
                 try KeyFile.replace(next, at: path)
-                let kind: KeyKind = material.signingKeys.contains { $0.id == id } ? .signing : .refresh
-                return (kind, next, try secrets())
+                return (material.signingKeys.contains { $0.id == id } ? .signing : .refresh, next)
             }
+            if let (kind, next) = retired { return (kind, next, try secrets()) }
         }
         if let path = encryptionKeyFile, FileManager.default.fileExists(atPath: path) {
-            let box = try EncryptionKeyFile.load(path: path)
-            if box.keys.contains(where: { $0.id == id }) {
+            let retired = try await SecretFile.withLock(path) { () async throws -> SecretBox? in
+                let box = try EncryptionKeyFile.load(path: path)
+                guard box.keys.contains(where: { $0.id == id }) else { return nil }
                 let next = try box.retiring(keyID: id)
                 let count = try await sealedUnder(id)
                 guard count == 0 else { throw KeyRotationError.keyStillSealing(id, count: count) }
                 try EncryptionKeyFile.replace(next, at: path)
-                return (.encryption, try material(), next)
+                return next
             }
+            if let next = retired { return (.encryption, try material(), next) }
         }
         throw KeyRotationError.keyNotFound(id)
     }

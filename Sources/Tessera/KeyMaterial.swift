@@ -205,6 +205,18 @@ enum SecretFile {
         }
     }
 
+    /// Runs `body` holding an exclusive lock on `<path>.lock` (created 0600, left in place), so
+    /// that two rotations of one file (two operators, the CLI and the admin API) never lose one
+    /// another's change. Advisory (`flock`): it covers processes on this host.
+    static func withLock<T>(_ path: String, _ body: () async throws -> T) async throws -> T {
+        let fd = open(path + ".lock", O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw KeyFileError(description: "cannot lock \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw KeyFileError(description: "cannot lock \(path): \(String(cString: strerror(errno)))") }
+        defer { flock(fd, LOCK_UN) }
+        return try await body()
+    }
+
     /// Writes a fresh 0600 file beside `path`, then renames it over `path` and syncs the
     /// directory, so that a crash leaves the old file or the new one.
     static func replace(path: String, contents data: Data, what: String) throws {

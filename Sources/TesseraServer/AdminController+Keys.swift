@@ -19,7 +19,7 @@ extension AdminController {
                 throw APIError.invalidRequest("kind must be signing, refresh or encryption")
             }
             if let delay = body.publishDelay, delay < 0 { throw APIError.invalidRequest("publish_delay must not be negative") }
-            let rotated = try files().rotate(kind, now: service.clock.now(), publishDelay: body.publishDelay ?? keyPublishDelay)
+            let rotated = try await files().rotate(kind, now: service.clock.now(), publishDelay: body.publishDelay ?? keyPublishDelay)
             service.keyRing.replace(material: rotated.material, secrets: rotated.secrets)
             return try JSONBody.response(KeyResponse(rotated.key), status: .created)
         }

@@ -54,7 +54,7 @@ struct KeysCommand: AsyncParsableCommand {
             let delay = deployment.configuration.effectiveKeyPublishDelay
             let rotated: KeyStatus
             do {
-                rotated = try deployment.runtime.keyFiles.rotate(kind, now: Date(), publishDelay: delay).key
+                rotated = try await deployment.runtime.keyFiles.rotate(kind, now: Date(), publishDelay: delay).key
             } catch {
                 Deployment.fail(error)
             }

@@ -114,7 +114,7 @@ struct KeyRotationTests {
         #expect(mode == 0o600)
     }
 
-    @Test func theWatcherInstallsAChangedKeyFile() throws {
+    @Test func theWatcherInstallsAChangedKeyFile() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-watch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let keyPath = directory.appendingPathComponent("tessera.key").path
@@ -127,8 +127,8 @@ struct KeyRotationTests {
         )
         #expect(!watcher.checkNow())
         let files = KeyFiles(keyFile: keyPath, encryptionKeyFile: secretsPath)
-        let signing = try files.rotate(.signing, now: start, publishDelay: 30).key
-        let encryption = try files.rotate(.encryption, now: start, publishDelay: 0).key
+        let signing = try await files.rotate(.signing, now: start, publishDelay: 30).key
+        let encryption = try await files.rotate(.encryption, now: start, publishDelay: 0).key
         #expect(watcher.checkNow())
         #expect(ring.accessTokens.jwks().keys.contains { $0.kid == signing.id })
         #expect(ring.secrets.keys.first?.id == encryption.id)
