@@ -8,17 +8,9 @@ import TesseraRESP
 /// value written). O(keys in the database): for `tessera keys reseal`, never a request path.
 extension RedisTokenStore {
     public func sealedCredentials() async throws -> [SessionCredential] {
-        let pattern = globEscaped(keyPrefix) + "{u:*}:cred:*"
-        var seen = Set<String>()
         var found: [SessionCredential] = []
-        var cursor = "0"
-        repeat {
-            let reply = try await send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
-                throw malformed("SCAN")
-            }
-            cursor = next
-            for key in batch.compactMap(\.string) where seen.insert(key).inserted {
+        try await scan(matching: globEscaped(keyPrefix) + "{u:*}:cred:*") { batch in
+            for key in batch {
                 guard let (userID, sessionID) = credentialsOwner(key), try await session(id: sessionID, userID: userID) != nil else { continue }
                 let fields = try await send(["HGETALL", .init(key)])
                 for (name, value) in fields.stringMap ?? [:] {
@@ -33,7 +25,7 @@ extension RedisTokenStore {
                     )
                 }
             }
-        } while cursor != "0"
+        }
         return found
     }
 

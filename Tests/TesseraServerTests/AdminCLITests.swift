@@ -19,22 +19,6 @@ struct AdminCLITests {
         try await TesseraProcess.run(arguments + shared + ["--bcrypt-cost", "4"])
     }
 
-    func call(_ server: TesseraProcess, _ method: HTTPRequest.Method, _ uri: String, body: [String: Any]? = nil, bearer: String? = nil) async throws -> Reply {
-        let text = body.map(jsonBody)
-        return try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
-            try await client.call(method, uri, body: text, bearer: bearer)
-        }
-    }
-
-    func eventually(_ limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return false
-    }
-
     func kid(_ token: String?) -> String? {
         guard let token, let header = Base64URL.decode(String(token.split(separator: ".")[0])),
             let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any]
@@ -43,19 +27,19 @@ struct AdminCLITests {
     }
 
     func jwksKids(_ server: TesseraProcess) async throws -> Set<String> {
-        let reply = try await call(server, .get, "/.well-known/jwks.json")
+        let reply = try await server.call(.get, "/.well-known/jwks.json")
         return Set((reply.json["keys"] as? [[String: Any]] ?? []).compactMap { $0["kid"] as? String })
     }
 
     func login(_ server: TesseraProcess, _ email: String) async throws -> Reply {
-        try await call(server, .post, "/v1/auth/login", body: ["email": email, "password": "correct horse"])
+        try await server.call(.post, "/v1/auth/login", body: ["email": email, "password": "correct horse"])
     }
 
     @Test func accountCommandsActOnTheRunningDeployment() async throws {
         try await withTemporaryDirectory { directory in
             let shared = flags(directory)
             let server = try await TesseraProcess.start(shared)
-            let registered = try await call(server, .post, "/v1/auth/register", body: ["email": "ops@example.com", "password": "correct horse"])
+            let registered = try await server.call(.post, "/v1/auth/register", body: ["email": "ops@example.com", "password": "correct horse"])
             #expect(registered.status == .created)
             let second = try await login(server, "ops@example.com")
 
@@ -68,9 +52,9 @@ struct AdminCLITests {
             #expect(list.output.contains(registered["session_id"]!) && list.output.contains(second["session_id"]!))
 
             let one = try await cli(["sessions", "revoke", "--email", "ops@example.com", "--session", registered["session_id"]!], shared)
-            #expect(one.status == 0 && one.output.contains("ended"))
-            #expect(try await call(server, .get, "/v1/auth/me", bearer: registered["access_token"]).code == "token_revoked")
-            #expect(try await call(server, .get, "/v1/auth/me", bearer: second["access_token"]).status == .ok)
+            #expect(one.status == 0 && one.output.contains("ended"), "\(one.output)")
+            #expect(try await server.call(.get, "/v1/auth/me", bearer: registered["access_token"]).code == "token_revoked")
+            #expect(try await server.call(.get, "/v1/auth/me", bearer: second["access_token"]).status == .ok)
 
             let missingSession = try await cli(["sessions", "revoke", "--email", "ops@example.com", "--session", "nope"], shared)
             #expect(missingSession.status == 3 && missingSession.output.contains("session_not_found"))
@@ -80,8 +64,8 @@ struct AdminCLITests {
             #expect(usage.status == 64)
 
             let lock = try await cli(["users", "lock", "--email", "ops@example.com"], shared)
-            #expect(lock.status == 0 && lock.output.contains("1 session(s) ended"))
-            #expect(try await call(server, .get, "/v1/auth/me", bearer: second["access_token"]).code == "token_revoked")
+            #expect(lock.status == 0 && lock.output.contains("1 session(s) ended"), "\(lock.output)")
+            #expect(try await server.call(.get, "/v1/auth/me", bearer: second["access_token"]).code == "token_revoked")
             #expect(try await login(server, "ops@example.com").code == "account_disabled")
             #expect(try await cli(["users", "unlock", "--email", "ops@example.com"], shared).status == 0)
             let third = try await login(server, "ops@example.com")
@@ -92,7 +76,7 @@ struct AdminCLITests {
 
             let delete = try await cli(["users", "delete", "--email", "ops@example.com"], shared)
             #expect(delete.status == 0 && delete.output.contains("deleted"))
-            #expect(try await call(server, .get, "/v1/auth/me", bearer: third["access_token"]).code == "token_revoked")
+            #expect(try await server.call(.get, "/v1/auth/me", bearer: third["access_token"]).code == "token_revoked")
             #expect(try await cli(["users", "show", "--email", "ops@example.com"], shared).status == 3)
             await server.stop()
         }
@@ -112,7 +96,7 @@ struct AdminCLITests {
             // Two instances sharing the database and the key files.
             let a = try await TesseraProcess.start(shared)
             let b = try await TesseraProcess.start(shared)
-            _ = try await call(a, .post, "/v1/auth/register", body: ["email": "rot@example.com", "password": "correct horse"])
+            _ = try await a.call(.post, "/v1/auth/register", body: ["email": "rot@example.com", "password": "correct horse"])
             let before = try await login(a, "rot@example.com")
             let oldKid = try #require(kid(before["access_token"]))
 
@@ -129,25 +113,25 @@ struct AdminCLITests {
             if Date() < activatesAt.addingTimeInterval(-1) { #expect(listed.output.contains("staged")) }
 
             // Both instances publish the new key, and sign with the old one until the activation time.
-            #expect(try await eventually {
+            #expect(try await eventually(.seconds(20)) {
                 let (onA, onB) = (try await jwksKids(a), try await jwksKids(b))
                 return onA.contains(newKid) && onB.contains(newKid)
             })
             if Date() < activatesAt.addingTimeInterval(-1) {
                 #expect(kid(try await login(b, "rot@example.com")["access_token"]) == oldKid)
             }
-            #expect(try await eventually { kid(try await login(a, "rot@example.com")["access_token"]) == newKid })
+            #expect(try await eventually(.seconds(20)) { kid(try await login(a, "rot@example.com")["access_token"]) == newKid })
             #expect(kid(try await login(b, "rot@example.com")["access_token"]) == newKid)
 
             // The old key's token still verifies on both, until it is retired.
-            #expect(try await call(b, .get, "/v1/auth/me", bearer: before["access_token"]).status == .ok)
+            #expect(try await b.call(.get, "/v1/auth/me", bearer: before["access_token"]).status == .ok)
             let refused = try await cli(["keys", "retire", newKid], shared)
             #expect(refused.status == 4 && refused.output.contains("key_in_use"))
             let retire = try await cli(["keys", "retire", oldKid], shared)
             #expect(retire.status == 0, "\(retire.output)")
-            #expect(try await eventually {
-                let onA = try await call(a, .get, "/v1/auth/me", bearer: before["access_token"]).code
-                let onB = try await call(b, .get, "/v1/auth/me", bearer: before["access_token"]).code
+            #expect(try await eventually(.seconds(20)) {
+                let onA = try await a.call(.get, "/v1/auth/me", bearer: before["access_token"]).code
+                let onB = try await b.call(.get, "/v1/auth/me", bearer: before["access_token"]).code
                 return onA == "invalid_token" && onB == "invalid_token"
             })
             #expect(try await jwksKids(a) == [newKid])
@@ -161,10 +145,10 @@ struct AdminCLITests {
         try await withTemporaryDirectory { directory in
             let shared = flags(directory)
             let server = try await TesseraProcess.start(shared)
-            let grant = try await call(server, .post, "/v1/auth/register", body: ["email": "mac@example.com", "password": "correct horse"])
-            let enrolled = try await call(server, .post, "/v1/auth/mfa/enroll", body: ["password": "correct horse"], bearer: grant["access_token"])
+            let grant = try await server.call(.post, "/v1/auth/register", body: ["email": "mac@example.com", "password": "correct horse"])
+            let enrolled = try await server.call(.post, "/v1/auth/mfa/enroll", body: ["password": "correct horse"], bearer: grant["access_token"])
             #expect(enrolled.status == .ok)
-            let stored = try await call(server, .put, "/v1/auth/session/credentials/idp", body: ["token": "upstream"], bearer: grant["access_token"])
+            let stored = try await server.call(.put, "/v1/auth/session/credentials/idp", body: ["token": "upstream"], bearer: grant["access_token"])
             #expect(stored.status == .noContent)
 
             // Refresh key: the old token refreshes, and what comes back is under the new key.
@@ -173,7 +157,7 @@ struct AdminCLITests {
             let material = try KeyFile.load(path: keyFile)
             #expect(material.refreshKeys.count == 2)
             try await Task.sleep(for: .seconds(1))
-            let refreshed = try await call(server, .post, "/v1/auth/refresh", body: ["refresh_token": grant["refresh_token"]!])
+            let refreshed = try await server.call(.post, "/v1/auth/refresh", body: ["refresh_token": grant["refresh_token"]!])
             #expect(refreshed.status == .ok)
             let token = try #require(refreshed["refresh_token"])
             #expect(RefreshTokenCodec(key: material.refreshKeys[0].key).decode(token) != nil)
@@ -202,22 +186,22 @@ struct AdminCLITests {
             try await withTemporaryDirectory { directory in
                 let shared = flags(directory) + ["--token-store", "redis", "--redis-url", redis.url, "--redis-timeout", "1"]
                 let server = try await TesseraProcess.start(shared)
-                let grant = try await call(server, .post, "/v1/auth/register", body: ["email": "redis@example.com", "password": "correct horse"])
+                let grant = try await server.call(.post, "/v1/auth/register", body: ["email": "redis@example.com", "password": "correct horse"])
                 let list = try await cli(["sessions", "list", "--email", "redis@example.com"], shared)
                 #expect(list.status == 0 && list.output.contains(grant["session_id"]!), "\(list.output)")
                 // Credentials on Redis are found by SCAN and re-sealed by a compare-and-set script.
-                let stored = try await call(server, .put, "/v1/auth/session/credentials/idp", body: ["t": 1], bearer: grant["access_token"])
+                let stored = try await server.call(.put, "/v1/auth/session/credentials/idp", body: ["t": 1], bearer: grant["access_token"])
                 #expect(stored.status == .noContent)
                 #expect(try await cli(["keys", "rotate", "--kind", "encryption"], shared).status == 0)
                 let reseal = try await cli(["keys", "reseal"], shared)
                 #expect(reseal.output.contains("credentials: 1 re-sealed"), "\(reseal.output)")
                 try await Task.sleep(for: .seconds(1))
-                let read = try await call(server, .get, "/v1/auth/session/credentials/idp", bearer: grant["access_token"])
+                let read = try await server.call(.get, "/v1/auth/session/credentials/idp", bearer: grant["access_token"])
                 #expect(read.status == .ok && read.json["t"] as? Int == 1)
                 let revoke = try await cli(["sessions", "revoke", "--email", "redis@example.com", "--all"], shared)
                 #expect(revoke.status == 0 && revoke.output.contains("1 session(s) ended"))
-                #expect(try await eventually { try await call(server, .get, "/v1/auth/me", bearer: grant["access_token"]).code == "token_revoked" })
-                let refresh = try await call(server, .post, "/v1/auth/refresh", body: ["refresh_token": grant["refresh_token"]!])
+                #expect(try await eventually(.seconds(20)) { try await server.call(.get, "/v1/auth/me", bearer: grant["access_token"]).code == "token_revoked" })
+                let refresh = try await server.call(.post, "/v1/auth/refresh", body: ["refresh_token": grant["refresh_token"]!])
                 #expect(refresh.code == "invalid_refresh_token")
                 #expect(try await cli(["users", "lock", "--email", "redis@example.com"], shared).status == 0)
                 #expect(try await login(server, "redis@example.com").code == "account_disabled")

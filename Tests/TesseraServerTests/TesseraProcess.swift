@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Synchronization
 import TesseraTestSupport
 import Testing
@@ -113,6 +115,26 @@ final class TesseraProcess: Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
+}
+
+extension TesseraProcess {
+    /// One request to this process over loopback.
+    func call(_ method: HTTPRequest.Method, _ uri: String, body: [String: Any]? = nil, bearer: String? = nil) async throws -> Reply {
+        let text = body.map(jsonBody)
+        return try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+            try await client.call(method, uri, body: text, bearer: bearer)
+        }
+    }
+}
+
+/// Polls until `condition` holds, for at most `limit`.
+func eventually(_ limit: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return false
 }
 
 struct ProcessFailure: Error, CustomStringConvertible {
