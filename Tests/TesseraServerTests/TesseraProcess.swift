@@ -13,8 +13,11 @@ final class TesseraProcess: Sendable {
 
     final class Output: Sendable {
         let text = Mutex("")
+        /// The pipe reached end of file: the process and its children closed their output.
+        let ended = Mutex(false)
         func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
         var value: String { text.withLock { $0 } }
+        var isEnded: Bool { ended.withLock { $0 } }
     }
 
     /// The binary `swift build` put beside the test bundle (scripts/test builds it first).
@@ -62,6 +65,9 @@ final class TesseraProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+        // The exit can be seen before the last output is read: wait for the pipe's end.
+        let drained = ContinuousClock.now + .seconds(10)
+        while !output.isEnded, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(10)) }
         return (process.terminationStatus, output.value)
     }
 
@@ -95,7 +101,15 @@ final class TesseraProcess: Sendable {
         process.environment = env
         let pipe = Pipe()
         let output = Output()
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                output.ended.withLock { $0 = true }
+                handle.readabilityHandler = nil
+            } else {
+                output.append(data)
+            }
+        }
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
