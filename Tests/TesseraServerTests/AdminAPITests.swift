@@ -90,6 +90,28 @@ struct AdminAPITests {
         }
     }
 
+    @Test func aLockStopsTheMFAStepOfALoginAlreadyUnderway() async throws {
+        let tessera = try await tessera()
+        let clock = tessera.clock
+        try await tessera.test { client in
+            let grant = try await client.register("mfalock@example.com")
+            let id = try #require((grant.json["user"] as? [String: Any])?["id"] as? String)
+            let secret = try #require(try await client.post("/v1/auth/mfa/enroll", ["password": "correct horse"], bearer: grant["access_token"])["secret"])
+            let confirm = try await client.post(
+                "/v1/auth/mfa/confirm", ["code": TestTOTP.code(secret: secret, at: clock.now()), "password": "correct horse"],
+                bearer: grant["access_token"]
+            )
+            #expect(confirm.status == .ok)
+            let login = try await client.post("/v1/auth/login", ["email": "mfalock@example.com", "password": "correct horse"])
+            let token = try #require(login["mfa_token"])
+            #expect(try await client.call(.post, "/v1/admin/users/\(id)/lock", bearer: Self.key).status == .ok)
+            clock.advance(by: 30)
+            let verify = try await client.post("/v1/auth/mfa/verify", ["mfa_token": token, "code": TestTOTP.code(secret: secret, at: clock.now())])
+            #expect(verify.status == .forbidden && verify.code == "account_disabled")
+            #expect(verify["access_token"] == nil)
+        }
+    }
+
     @Test func keysAreListedRotatedAndRetired() async throws {
         var tessera = try await tessera()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-adminkeys-\(UUID().uuidString)")
