@@ -98,10 +98,15 @@ public struct AccessTokenCodec: Sendable {
         var kid: String?
     }
 
-    /// nil for a codec that only verifies (an app checking a remote Tessera's tokens).
-    private let signingKey: KeyMaterial.SigningKey?
-    /// The encoded header is the same for every token of a signing key: built once.
-    private let headerSegment: String
+    /// A key that may sign, with its header (the same for every token of the key: built once).
+    private struct Signer: Sendable {
+        var key: KeyMaterial.SigningKey
+        var headerSegment: String
+    }
+
+    /// In key-file order; empty for a codec that only verifies (an app checking a remote
+    /// Tessera's tokens).
+    private let signers: [Signer]
     private let verifyingKeys: [String: Curve25519.Signing.PublicKey]
     public let issuer: String
     /// When set, every token must carry exactly this `aud`.
@@ -113,19 +118,19 @@ public struct AccessTokenCodec: Sendable {
 
     public init(keys: KeyMaterial, issuer: String, audience: String? = nil) {
         self.audience = audience
-        self.signingKey = keys.signingKeys[0]
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let header = (try? encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: keys.signingKeys[0].id))) ?? Data()
-        self.headerSegment = Base64URL.encode(header)
+        self.signers = keys.signingKeys.map { key in
+            let header = (try? encoder.encode(Header(alg: "EdDSA", typ: "JWT", kid: key.id))) ?? Data()
+            return Signer(key: key, headerSegment: Base64URL.encode(header))
+        }
         self.verifyingKeys = Dictionary(keys.signingKeys.map { ($0.id, $0.privateKey.publicKey) }, uniquingKeysWith: { a, _ in a })
         self.issuer = issuer
     }
 
     /// A codec that verifies with these public keys and cannot sign.
     public init(verifyingKeys: [String: Curve25519.Signing.PublicKey], issuer: String, audience: String? = nil) {
-        self.signingKey = nil
-        self.headerSegment = ""
+        self.signers = []
         self.verifyingKeys = verifyingKeys
         self.issuer = issuer
         self.audience = audience
@@ -142,10 +147,14 @@ public struct AccessTokenCodec: Sendable {
         return keys
     }
 
+    /// Signs with the key active at the token's `iat` (a staged key only from its activation).
     public func sign(_ claims: AccessClaims) throws -> String {
-        guard let signingKey else { throw AccessTokenError.unknownKey }
-        let signingInput = headerSegment + "." + Base64URL.encode(claims.canonicalJSON())
-        let signature = try signingKey.privateKey.signature(for: Data(signingInput.utf8))
+        let issuedAt = Date(timeIntervalSince1970: TimeInterval(claims.iat))
+        guard let signer = signers.first(where: { $0.key.isActive(at: issuedAt) }) ?? signers.first else {
+            throw AccessTokenError.unknownKey
+        }
+        let signingInput = signer.headerSegment + "." + Base64URL.encode(claims.canonicalJSON())
+        let signature = try signer.key.privateKey.signature(for: Data(signingInput.utf8))
         return signingInput + "." + Base64URL.encode(signature)
     }
 
@@ -170,6 +179,11 @@ public struct AccessTokenCodec: Sendable {
         guard TimeInterval(claims.exp) > nowSeconds else { throw .expired }
         guard TimeInterval(claims.iat) <= nowSeconds + leeway else { throw .notYetValid }
         return claims
+    }
+
+    /// The id of the key that signs tokens issued at `date`; nil for a verify-only codec.
+    public func signingKeyID(at date: Date) -> String? {
+        (signers.first { $0.key.isActive(at: date) } ?? signers.first)?.key.id
     }
 
     /// The public keys as a JWKS document (RFC 7517, OKP keys per RFC 8037).

@@ -18,6 +18,8 @@ public enum AuthError: Error, Equatable, Sendable {
     case credentialNotFound
     /// An administrator named a user id that does not exist.
     case userNotFound
+    /// An administrator locked the account: no login or refresh until it is unlocked.
+    case accountDisabled
     case credentialLimitReached(Int)
     /// Too many requests from this client or for this account; retry after that many seconds.
     case rateLimited(retryAfter: Int)
@@ -46,6 +48,7 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFACode: "invalid_mfa_code"
         case .credentialNotFound: "credential_not_found"
         case .userNotFound: "user_not_found"
+        case .accountDisabled: "account_disabled"
         case .credentialLimitReached: "credential_limit_reached"
         case .rateLimited: "rate_limited"
         case .accountLocked: "account_locked"
@@ -71,7 +74,8 @@ public enum AuthError: Error, Equatable, Sendable {
         case .invalidMFAToken: "The MFA token is unknown, expired, already used or has had too many wrong codes."
         case .invalidMFACode: "The code is not valid."
         case .credentialNotFound: "No credential of that name on this session."
-        case .userNotFound: "No user with that id."
+        case .userNotFound: "No such user."
+        case .accountDisabled: "This account has been locked by an administrator."
         case .credentialLimitReached(let limit): "A session carries at most \(limit) credentials."
         case .rateLimited(let seconds): "Too many requests; retry in \(seconds) s."
         case .accountLocked(let seconds): "Too many failed logins; this account is locked for \(seconds) s."

@@ -145,7 +145,7 @@ extension AuthService {
         guard value.count <= Self.maxCredentialSize else {
             throw AuthError.invalidRequest("a credential is at most \(Self.maxCredentialSize) bytes")
         }
-        let sealed = try security.secrets.seal(value, context: Self.credentialContext(name, claims))
+        let sealed = try secrets.seal(value, context: Self.credentialContext(name, claims))
         let credential = SessionCredential(name: name, sessionID: claims.sid, userID: claims.sub, sealed: sealed, updatedAt: clock.now())
         switch try await tokens.putCredential(credential, limit: security.credentialsPerSession) {
         case .stored: return
@@ -159,7 +159,7 @@ extension AuthService {
         guard let credential = try await tokens.credential(named: name, sessionID: claims.sid, userID: claims.sub) else {
             throw AuthError.credentialNotFound
         }
-        let plaintext = try security.secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
+        let plaintext = try secrets.open(credential.sealed, context: Self.credentialContext(name, claims))
         guard let oauth = OAuth2Credential.fromPlaintext(plaintext) else { return plaintext }
         return try await upstreamAccessToken(oauth, named: name, claims)
     }
@@ -184,7 +184,11 @@ extension AuthService {
 
     /// Binds the ciphertext to its user, session and name.
     static func credentialContext(_ name: String, _ claims: AccessClaims) -> String {
-        "credential|\(claims.sub)|\(claims.sid)|\(name)"
+        credentialContext(name, userID: claims.sub, sessionID: claims.sid)
+    }
+
+    static func credentialContext(_ name: String, userID: String, sessionID: String) -> String {
+        "credential|\(userID)|\(sessionID)|\(name)"
     }
 }
 

@@ -20,7 +20,7 @@ extension AuthService {
         var updated = user
         guard !updated.mfaEnabled else { throw AuthError.mfaAlreadyEnabled }
         let secret = TOTPSecret.generate()
-        updated.mfaSecret = try security.secrets.seal(Data(secret.utf8), context: Self.totpContext(user.id))
+        updated.mfaSecret = try secrets.seal(Data(secret.utf8), context: Self.totpContext(user.id))
         try await save(updated)
         let uri = TOTP(secret: secret).authenticatorURL(label: "\(security.totpIssuer):\(user.email)", issuer: security.totpIssuer)
         logger.info("mfa enrolment started", metadata: ["user_id": "\(user.id)"])
@@ -216,7 +216,7 @@ extension AuthService {
     /// True for a right code of the previous, current or next step that was not used before.
     func checkTOTP(_ code: String, for user: User) async throws -> Bool {
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let sealed = user.mfaSecret else { return false }
-        let secret = String(decoding: try security.secrets.open(sealed, context: Self.totpContext(user.id)), as: UTF8.self)
+        let secret = String(decoding: try secrets.open(sealed, context: Self.totpContext(user.id)), as: UTF8.self)
         let totp = TOTP(secret: secret)
         let step = totp.step(at: Int64(clock.now().timeIntervalSince1970.rounded(.down)))
         var matched: Int64?

@@ -125,7 +125,7 @@ extension AuthService {
     }
 
     private func complete(_ credential: OAuth2Credential, named name: String, fence: String, _ claims: AccessClaims) async throws -> Bool {
-        let sealed = try security.secrets.seal(try credential.sealedPlaintext(), context: Self.credentialContext(name, claims))
+        let sealed = try secrets.seal(try credential.sealedPlaintext(), context: Self.credentialContext(name, claims))
         return try await tokens.completeCredentialLease(
             SessionCredential(name: name, sessionID: claims.sid, userID: claims.sub, sealed: sealed, updatedAt: clock.now()), fence: fence
         )
@@ -135,7 +135,7 @@ extension AuthService {
         guard let stored = try await tokens.credential(named: name, sessionID: claims.sid, userID: claims.sub) else {
             throw AuthError.credentialNotFound
         }
-        let plaintext = try security.secrets.open(stored.sealed, context: Self.credentialContext(name, claims))
+        let plaintext = try secrets.open(stored.sealed, context: Self.credentialContext(name, claims))
         // Replaced by an opaque value meanwhile: nothing left to refresh.
         guard let credential = OAuth2Credential.fromPlaintext(plaintext) else { throw AuthError.credentialNotFound }
         return credential

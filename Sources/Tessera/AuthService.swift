@@ -127,10 +127,10 @@ public struct AuthService: Sendable {
     public let users: any UserStore
     public let tokens: any TokenStore
     public let clock: any TesseraClock
-    public let accessTokens: AccessTokenCodec
+    /// Signing, refresh and encryption keys; replaced in place when the key files change.
+    public let keyRing: KeyRing
     public let security: AccountSecurity
     public let limiter: RateLimiter
-    let refreshTokens: RefreshTokenCodec
     let hasher: PasswordHasher
     /// Account messages, delivered in the background (durably with a spool).
     public let dispatcher: NotificationDispatcher
@@ -151,10 +151,9 @@ public struct AuthService: Sendable {
         self.users = users
         self.tokens = tokens
         self.clock = clock
-        self.accessTokens = AccessTokenCodec(keys: keys, issuer: policy.issuer, audience: policy.audience)
+        self.keyRing = KeyRing(material: keys, secrets: security.secrets, issuer: policy.issuer, audience: policy.audience)
         self.security = security
         self.limiter = RateLimiter(policy: security.rateLimits, store: security.rateLimitStore)
-        self.refreshTokens = RefreshTokenCodec(key: keys.refreshKey)
         self.hasher = PasswordHasher(cost: policy.bcryptCost, maxQueued: policy.bcryptQueue)
         self.dispatcher = NotificationDispatcher(notifier: security.notifier, spool: security.notificationSpool, logger: logger, clock: clock)
         self.logger = logger
@@ -212,6 +211,8 @@ public struct AuthService: Sendable {
         }
         try await limiter.loginSucceeded(account: account, ip: client.ipAddress)
         let current = try await migrateEmail(of: user)
+        // After the password check, so that a lock tells nothing to someone guessing.
+        guard current.lockedAt == nil else { throw AuthError.accountDisabled }
         if current.mfaEnabled {
             let challenge = try await startMFAChallenge(for: current, client: client)
             audit.record(AuditEvent(.mfaChallenged, userID: current.id), client: client)
@@ -256,6 +257,8 @@ public struct AuthService: Sendable {
     // MARK: Sessions
 
     func startSession(for user: User, client: ClientInfo) async throws -> TokenGrant {
+        // Every way in (login, MFA step) passes here: a locked account gets no session.
+        guard user.lockedAt == nil else { throw AuthError.accountDisabled }
         let now = clock.now()
         let session = SessionRecord(
             id: SecureRandom.identifier(byteCount: 16), userID: user.id, generation: 1, rotatedAt: now,
@@ -284,7 +287,7 @@ public struct AuthService: Sendable {
         switch outcome {
         case .rotated(let session), .reissued(let session):
             if case .rotated = outcome { security.events(.refreshed) } else { security.events(.reissued) }
-            guard let user = try await cachedUser(id: session.userID) else {
+            guard let user = try await cachedUser(id: session.userID), user.lockedAt == nil else {
                 _ = try await tokens.revokeSession(id: session.id, userID: session.userID, accessTTL: policy.accessTTL)
                 throw AuthError.invalidRefreshToken
             }
@@ -347,6 +350,11 @@ public struct AuthService: Sendable {
     }
 
     public func jwks() -> JWKS { accessTokens.jwks() }
+
+    /// The codecs of the keys in force now (the key ring may be replaced at any time).
+    public var accessTokens: AccessTokenCodec { keyRing.accessTokens }
+    var refreshTokens: RefreshTokenCodec { keyRing.refreshTokens }
+    var secrets: SecretBox { keyRing.secrets }
 
     private func grant(for session: SessionRecord, user: User, now: Date) throws -> TokenGrant {
         let issuedAt = Int64(now.timeIntervalSince1970.rounded(.down))

@@ -338,6 +338,14 @@ public final class FallbackTokenStore: TokenStore, Service {
         try await route({ try await $0.deleteCredential(named: name, sessionID: sessionID, userID: userID) }) { _ in throw outage() }
     }
 
+    public func sealedCredentials() async throws -> [SessionCredential] {
+        try await route({ try await $0.sealedCredentials() }) { _ in throw outage() }
+    }
+
+    public func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool {
+        try await route({ try await $0.replaceSealedCredential(credential, expected: expected) }) { _ in throw outage() }
+    }
+
     public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
         -> Bool
     {

@@ -191,6 +191,24 @@ public final class MemoryTokenStore: TokenStore {
         }
     }
 
+    public func sealedCredentials() async throws -> [SessionCredential] {
+        let now = clock.now()
+        return state.withLock { state in
+            state.credentials.values.flatMap(\.values).filter { state.liveSession($0.sessionID, userID: $0.userID, now: now) != nil }
+        }
+    }
+
+    public func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool {
+        let now = clock.now()
+        return state.withLock { state in
+            guard state.liveSession(credential.sessionID, userID: credential.userID, now: now) != nil,
+                state.credentials[credential.sessionID]?[credential.name]?.sealed == expected
+            else { return false }
+            state.credentials[credential.sessionID]?[credential.name] = credential
+            return true
+        }
+    }
+
     public func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws
         -> Bool
     {
@@ -305,6 +323,29 @@ public final class MemoryUserStore: UserStore {
 
     public func recoveryCodeCount(userID: String) async throws -> Int {
         state.withLock { $0.recoveryCodes[userID]?.count ?? 0 }
+    }
+
+    public func deleteUser(id: String) async throws -> Bool {
+        state.withLock { state in
+            guard let user = state.byID.removeValue(forKey: id) else { return false }
+            state.idByEmail[user.email] = nil
+            state.recoveryCodes[id] = nil
+            return true
+        }
+    }
+
+    public func sealedMFASecrets() async throws -> [SealedSecret] {
+        state.withLock { state in
+            state.byID.values.compactMap { user in user.mfaSecret.map { SealedSecret(ownerID: user.id, sealed: $0) } }
+        }
+    }
+
+    public func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool {
+        state.withLock { state in
+            guard state.byID[userID]?.mfaSecret == expected else { return false }
+            state.byID[userID]?.mfaSecret = sealed
+            return true
+        }
     }
 }
 

@@ -11,10 +11,12 @@ public struct User: Sendable, Equatable {
     public var mfaSecret: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// Set by an administrator: no login, no MFA step, no refresh until unlocked.
+    public var lockedAt: Date?
 
     public init(
         id: String, email: String, passwordHash: String, mfaEnabled: Bool = false, mfaSecret: String? = nil, createdAt: Date,
-        updatedAt: Date? = nil
+        updatedAt: Date? = nil, lockedAt: Date? = nil
     ) {
         self.id = id
         self.email = email
@@ -23,6 +25,7 @@ public struct User: Sendable, Equatable {
         self.mfaSecret = mfaSecret
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
+        self.lockedAt = lockedAt
     }
 
     /// The record without its secrets (password hash, TOTP secret): what caches hold and what
@@ -32,6 +35,17 @@ public struct User: Sendable, Equatable {
         user.passwordHash = ""
         user.mfaSecret = nil
         return user
+    }
+}
+
+/// A value sealed by `SecretBox` and whose it is, for re-sealing under a new key.
+public struct SealedSecret: Sendable, Equatable {
+    public var ownerID: String
+    public var sealed: String
+
+    public init(ownerID: String, sealed: String) {
+        self.ownerID = ownerID
+        self.sealed = sealed
     }
 }
 

@@ -17,14 +17,21 @@ public struct RefreshTokenCodec: Sendable {
     }
 
     private static let prefix = "tsr1"
-    private let key: SymmetricKey
+    /// The first MACs new tokens; every one verifies (a rotated-out key keeps its tokens working
+    /// until it is retired: they come back under the first key at their next refresh).
+    private let keys: [SymmetricKey]
 
     public init(key: SymmetricKey) {
-        self.key = key
+        self.keys = [key]
+    }
+
+    public init(keys: [SymmetricKey]) {
+        precondition(!keys.isEmpty, "at least one refresh key")
+        self.keys = keys
     }
 
     public func encode(userID: String, sessionID: String, generation: Int64) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(userID, sessionID, generation), using: key)
+        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(userID, sessionID, generation), using: keys[0])
         return "\(Self.prefix).\(userID).\(sessionID).\(generation).\(Base64URL.encode(Array(mac)))"
     }
 
@@ -39,9 +46,11 @@ public struct RefreshTokenCodec: Sendable {
         else { return nil }
         let userID = String(parts[1])
         let sessionID = String(parts[2])
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(userID, sessionID, generation), using: key) else {
-            return nil
-        }
+        let message = Self.message(userID, sessionID, generation)
+        // Every key is tried (no early exit), so timing does not tell which key matched.
+        var valid = false
+        for key in keys where HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: key) { valid = true }
+        guard valid else { return nil }
         return Decoded(userID: userID, sessionID: sessionID, generation: generation)
     }
 

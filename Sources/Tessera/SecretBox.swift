@@ -27,7 +27,7 @@ public struct SecretBox: Sendable {
     }
 
     public static func generate() -> SecretBox {
-        SecretBox(keys: [Key(id: SecureRandom.identifier(byteCount: 9), key: SymmetricKey(size: .bits256))])
+        SecretBox(keys: [Key(id: KeyMaterial.keyID(byteCount: 9), key: SymmetricKey(size: .bits256))])
     }
 
     public func seal(_ plaintext: some DataProtocol, context: String) throws -> String {
@@ -70,14 +70,23 @@ public enum EncryptionKeyFile {
             return (try load(path: path), .loaded)
         }
         let box = SecretBox.generate()
+        try SecretFile.create(path: path, contents: try encoded(box), what: "encryption key file")
+        return (box, .created)
+    }
+
+    /// Replaces the file in one step (rotation: a new first key, the old ones kept).
+    public static func replace(_ box: SecretBox, at path: String) throws {
+        try SecretFile.replace(path: path, contents: try encoded(box), what: "encryption key file")
+    }
+
+    private static func encoded(_ box: SecretBox) throws -> Data {
         let stored = Stored(
             version: 1, keys: box.keys.map { key in .init(id: key.id, aes256Key: key.key.withUnsafeBytes { Base64URL.encode(Array($0)) }) }
         )
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try SecretFile.create(path: path, contents: try encoder.encode(stored), what: "encryption key file")
-        return (box, .created)
+        return try encoder.encode(stored)
     }
 
     public static func load(path: String) throws -> SecretBox {

@@ -58,6 +58,13 @@ public protocol TokenStore: Sendable {
     /// Ends the lease if `fence` still holds it.
     func releaseCredentialLease(named name: String, sessionID: String, userID: String, fence: String) async throws
 
+    /// Every credential on a live session, for re-sealing under a new encryption key. May scan;
+    /// not for hot paths.
+    func sealedCredentials() async throws -> [SessionCredential]
+    /// Replaces the credential's sealed value (and time) only while it is still `expected` and
+    /// its session is live, in one step (compare-and-set): a re-seal never undoes a newer write.
+    func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool
+
     /// Live counts for the admin endpoint. May scan; not for hot paths.
     func statistics() async throws -> TokenStoreStatistics
 
@@ -100,6 +107,14 @@ public protocol UserStore: Sendable {
     func consumeRecoveryCode(userID: String, hash: String) async throws -> Bool
     /// How many unused recovery codes the user has.
     func recoveryCodeCount(userID: String) async throws -> Int
+
+    /// Deletes the user and their recovery codes; false for an unknown id.
+    func deleteUser(id: String) async throws -> Bool
+    /// Every stored MFA secret (owner = user id), for re-sealing under a new encryption key.
+    func sealedMFASecrets() async throws -> [SealedSecret]
+    /// Replaces the user's sealed MFA secret only while it is still `expected`, in one step
+    /// (compare-and-set), so a re-seal never undoes a concurrent enrolment or reset.
+    func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool
 }
 
 /// Short-lived counters for rate limits, login regulation and one-shot claims. On Redis they

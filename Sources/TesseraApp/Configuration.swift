@@ -25,6 +25,14 @@ public struct ServerConfiguration: Sendable {
     public var redisTimeout: Double = 2
     /// Signing and refresh keys. nil: `tessera.key` beside the SQLite database.
     public var keyFile: String?
+    /// How often a running instance checks whether the key files changed, in seconds.
+    public var keyReloadInterval: Double = 10
+    /// How long a new signing key is published before it signs, in seconds. nil: the JWKS
+    /// cache time plus the key reload interval, so that every verifier can have it first.
+    public var keyPublishDelay: Double?
+    /// False for the operations commands: a missing database or key file is an error (a wrong
+    /// path should not quietly start an empty deployment).
+    public var createMissing = true
     public var policy = TokenPolicy()
     public var sweepInterval: Duration = .seconds(60)
     /// Bearer key for `/v1/admin/*`; nil turns the admin endpoints off (404).
@@ -65,6 +73,9 @@ public struct ServerConfiguration: Sendable {
     public var tracing: TracingConfiguration?
 
     public init() {}
+
+    /// What `keyPublishDelay` is when unset.
+    public var effectiveKeyPublishDelay: Double { keyPublishDelay ?? (TesseraHTTP.jwksMaxAge + keyReloadInterval) }
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible {

@@ -17,8 +17,13 @@ public struct TesseraRuntime: Sendable {
     /// Set with `--otlp-endpoint`: the router's request spans and the store's child spans.
     public let tracer: (any Tracer)?
     public let sweeper: ExpirySweeper
-    /// Background work to run beside the HTTP server (expiry sweeps).
+    /// Background work to run beside the HTTP server (expiry sweeps, key reloads).
     public let services: [any Service]
+    /// What a one-shot command needs running while it works (connection pools, message
+    /// delivery), without the server's periodic work.
+    public let commandServices: [any Service]
+    /// Where the keys live, for rotation.
+    public let keyFiles: KeyFiles
     /// For the start-up log line: which stores and keys are in use.
     public let summary: String
 
@@ -42,6 +47,9 @@ public struct TesseraRuntime: Sendable {
         let databaseDescription: String
         switch database {
         case .sqlite(let path):
+            if !configuration.createMissing, !FileManager.default.fileExists(atPath: path) {
+                throw ConfigurationError("no database at \(path): give the --database-url that serve uses")
+            }
             let opened = try SQLiteDatabase(path: path)
             sqlite = opened
             users = opened.userStore()
@@ -152,7 +160,11 @@ public struct TesseraRuntime: Sendable {
 
         let keys: KeyMaterial
         let keyDescription: String
-        if let keyPath = configuration.keyFile ?? besideDatabase(database, "tessera.key") {
+        let keyPath = configuration.keyFile ?? besideDatabase(database, "tessera.key")
+        if let keyPath {
+            if !configuration.createMissing, !FileManager.default.fileExists(atPath: keyPath) {
+                throw ConfigurationError("no key file at \(keyPath): give the --key-file that serve uses")
+            }
             let (loaded, origin) = try KeyFile.loadOrCreate(path: keyPath, now: clock.now())
             keys = loaded
             keyDescription = "\(keyPath) (\(origin == .created ? "created" : "loaded"))"
@@ -164,7 +176,7 @@ public struct TesseraRuntime: Sendable {
             keyDescription = "ephemeral (memory database; tokens die with the process)"
         }
 
-        let (secrets, secretsDescription) = try encryptionKeys(configuration, database: database, logger: logger)
+        let (secrets, secretsDescription, secretsPath) = try encryptionKeys(configuration, database: database, logger: logger)
         let notifier = try notifier(configuration, database: database)
         var security = AccountSecurity(
             secrets: secrets, rateLimits: configuration.rateLimits, rateLimitStore: rateLimitStore, userCache: userCache,
@@ -187,14 +199,22 @@ public struct TesseraRuntime: Sendable {
         let sweeper = ExpirySweeper(
             store: tokens, rateLimits: localLimits, notifier: notifier, interval: configuration.sweepInterval, logger: logger
         )
-        services.append(sweeper)
-        services.append(NotificationService(dispatcher: service.dispatcher))
+        let delivery = NotificationService(dispatcher: service.dispatcher)
+        let commandServices = services + [delivery]
+        guard configuration.keyReloadInterval > 0 else { throw ConfigurationError("key reload interval must be positive") }
+        let watcher = KeyFileWatcher(
+            keyRing: service.keyRing, keyFile: keyPath, encryptionKeyFile: secretsPath,
+            interval: .milliseconds(Int64(configuration.keyReloadInterval * 1000)), logger: logger
+        )
+        services += [sweeper, delivery, watcher]
         return TesseraRuntime(
             service: service,
             metrics: metrics,
             tracer: tracer,
             sweeper: sweeper,
             services: services,
+            commandServices: commandServices,
+            keyFiles: KeyFiles(keyFile: keyPath, encryptionKeyFile: secretsPath),
             summary: "users: \(databaseDescription), tokens: \(tokenDescription), keys: \(keyDescription), "
                 + "encryption key: \(secretsDescription), messages: \(notifier.summary)"
                 + (security.notificationSpool.map { " (spool \($0))" } ?? "")
@@ -204,16 +224,19 @@ public struct TesseraRuntime: Sendable {
 
     static func encryptionKeys(
         _ configuration: ServerConfiguration, database: DatabaseLocation, logger: Logger
-    ) throws -> (SecretBox, String) {
+    ) throws -> (SecretBox, String, path: String?) {
         if let path = configuration.encryptionKeyFile ?? besideDatabase(database, "tessera-encryption.key") {
+            if !configuration.createMissing, !FileManager.default.fileExists(atPath: path) {
+                throw ConfigurationError("no encryption key file at \(path): give the --encryption-key-file that serve uses")
+            }
             let (box, origin) = try EncryptionKeyFile.loadOrCreate(path: path)
             if origin == .created { logger.notice("encryption key created", metadata: ["key_file": "\(path)"]) }
-            return (box, "\(path) (\(origin == .created ? "created" : "loaded"))")
+            return (box, "\(path) (\(origin == .created ? "created" : "loaded"))", path)
         }
         if case .postgres = database {
             throw ConfigurationError("with a PostgreSQL database, give every instance the same --encryption-key-file")
         }
-        return (SecretBox.generate(), "ephemeral (memory database)")
+        return (SecretBox.generate(), "ephemeral (memory database)", nil)
     }
 
     static func notifier(_ configuration: ServerConfiguration, database: DatabaseLocation) throws -> any Notifier {

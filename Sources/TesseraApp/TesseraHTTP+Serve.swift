@@ -11,15 +11,15 @@ extension TesseraHTTP {
         runtime: TesseraRuntime, configuration: ServerConfiguration, logger: Logger, readiness: Readiness = Readiness(),
         onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
-            router: router(
-                service: runtime.service,
-                options: .init(
-                    adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metricsKey: configuration.metricsKey,
-                    metrics: runtime.metrics, sweeper: runtime.sweeper, readiness: readiness, trustedProxies: configuration.trustedProxies,
-                    corsOrigins: configuration.corsOrigins, tracer: runtime.tracer
-                )
-            ),
+        var options = Options(
+            adminKey: configuration.adminKey, serviceKey: configuration.serviceKey, metricsKey: configuration.metricsKey,
+            metrics: runtime.metrics, sweeper: runtime.sweeper, readiness: readiness, trustedProxies: configuration.trustedProxies,
+            corsOrigins: configuration.corsOrigins, tracer: runtime.tracer
+        )
+        options.keyFiles = runtime.keyFiles
+        options.keyPublishDelay = configuration.effectiveKeyPublishDelay
+        return Application(
+            router: router(service: runtime.service, options: options),
             server: server(configuration.connections),
             configuration: serverConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), limits: configuration.connections, logger: logger

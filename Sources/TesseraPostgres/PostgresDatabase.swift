@@ -100,6 +100,13 @@ public final class PostgresDatabase: Sendable {
                 """
             ]
         ),
+        (
+            4,
+            [
+                // Set while an administrator has locked the account.
+                "ALTER TABLE users ADD COLUMN IF NOT EXISTS locked_at double precision"
+            ]
+        ),
     ]
 
     /// Arbitrary but fixed: every Tessera instance takes the same advisory lock to migrate.

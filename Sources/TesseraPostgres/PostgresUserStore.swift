@@ -14,9 +14,9 @@ public struct PostgresUserStore: UserStore {
             do {
                 let rows = try await client.query(
                     """
-                    INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at)
+                    INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at, locked_at)
                     VALUES (\(user.id), \(user.email), \(user.passwordHash), \(user.mfaEnabled), \(user.mfaSecret), \
-                    \(user.createdAt.timeIntervalSince1970), \(user.updatedAt.timeIntervalSince1970))
+                    \(user.createdAt.timeIntervalSince1970), \(user.updatedAt.timeIntervalSince1970), \(user.lockedAt?.timeIntervalSince1970))
                     """,
                     logger: logger
                 )
@@ -47,7 +47,8 @@ public struct PostgresUserStore: UserStore {
                 let rows = try await client.query(
                     """
                     UPDATE users SET email = \(user.email), password_hash = \(user.passwordHash), \
-                    mfa_enabled = \(user.mfaEnabled), mfa_secret = \(user.mfaSecret), updated_at = \(user.updatedAt.timeIntervalSince1970) \
+                    mfa_enabled = \(user.mfaEnabled), mfa_secret = \(user.mfaSecret), updated_at = \(user.updatedAt.timeIntervalSince1970), \
+                    locked_at = \(user.lockedAt?.timeIntervalSince1970) \
                     WHERE id = \(user.id) RETURNING id
                     """,
                     logger: logger
@@ -96,17 +97,47 @@ public struct PostgresUserStore: UserStore {
         }
     }
 
-    private static let columns = "id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at"
+    public func deleteUser(id: String) async throws -> Bool {
+        try await self.database.perform { client, logger in
+            // Recovery codes go with the row (ON DELETE CASCADE).
+            var deleted = 0
+            for try await _ in try await client.query("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger) { deleted += 1 }
+            return deleted == 1
+        }
+    }
+
+    public func sealedMFASecrets() async throws -> [SealedSecret] {
+        try await self.database.perform { client, logger in
+            var secrets: [SealedSecret] = []
+            let rows = try await client.query("SELECT id, mfa_secret FROM users WHERE mfa_secret IS NOT NULL", logger: logger)
+            for try await (id, sealed) in rows.decode((String, String).self) { secrets.append(SealedSecret(ownerID: id, sealed: sealed)) }
+            return secrets
+        }
+    }
+
+    public func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool {
+        try await self.database.perform { client, logger in
+            var changed = 0
+            let rows = try await client.query(
+                "UPDATE users SET mfa_secret = \(sealed) WHERE id = \(userID) AND mfa_secret = \(expected) RETURNING id", logger: logger
+            )
+            for try await _ in rows { changed += 1 }
+            return changed == 1
+        }
+    }
+
+    private static let columns = "id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at, locked_at"
 
     private static func first(_ rows: PostgresRowSequence) async throws -> User? {
         var found: User?
         // Drain the whole sequence so the pooled connection is released.
-        for try await (id, email, hash, mfa, secret, created, updated) in rows.decode(
-            (String, String, String, Bool, String?, Double, Double).self
+        for try await (id, email, hash, mfa, secret, created, updated, locked) in rows.decode(
+            (String, String, String, Bool, String?, Double, Double, Double?).self
         ) {
             found = User(
                 id: id, email: email, passwordHash: hash, mfaEnabled: mfa, mfaSecret: secret,
-                createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)
+                createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated),
+                lockedAt: locked.map(Date.init(timeIntervalSince1970:))
             )
         }
         return found

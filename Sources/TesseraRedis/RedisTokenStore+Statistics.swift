@@ -9,17 +9,9 @@ import TesseraRESP
 extension RedisTokenStore {
     public func statistics() async throws -> TokenStoreStatistics {
         let now = clock.now().timeIntervalSince1970
-        let pattern = globEscaped(keyPrefix) + "{u:*"
-        var seen = Set<String>()
         var statistics = TokenStoreStatistics(liveSessions: 0, deniedTokens: 0, pendingOneTimeTokens: [:])
-        var cursor = "0"
-        repeat {
-            let reply = try await send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
-                throw malformed("SCAN")
-            }
-            cursor = next
-            let entries = batch.compactMap(\.string).filter { seen.insert($0).inserted }.compactMap(statisticsEntry)
+        try await scan(matching: globEscaped(keyPrefix) + "{u:*") { batch in
+            let entries = batch.compactMap(statisticsEntry)
             let replies = entries.isEmpty ? [] : try await pipeline(entries.map(\.read))
             for (entry, value) in zip(entries, replies) where entry.isLive(value, now) {
                 switch entry.kind {
@@ -28,8 +20,23 @@ extension RedisTokenStore {
                 case .oneTime(let kind): statistics.pendingOneTimeTokens[kind, default: 0] += 1
                 }
             }
-        } while cursor != "0"
+        }
         return statistics
+    }
+
+    /// Every key matching `pattern`, batch by batch (SCAN, COUNT 1000), each key once (SCAN may
+    /// return a key twice).
+    func scan(matching pattern: String, _ body: ([String]) async throws -> Void) async throws {
+        var seen = Set<String>()
+        var cursor = "0"
+        repeat {
+            let reply = try await send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
+                throw malformed("SCAN")
+            }
+            cursor = next
+            try await body(batch.compactMap(\.string).filter { seen.insert($0).inserted })
+        } while cursor != "0"
     }
 
     private struct StatisticsEntry {

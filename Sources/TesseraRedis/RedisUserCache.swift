@@ -35,7 +35,11 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
             let updated = date("upd"), let expiry = date("exp")
         else { throw malformed("user") }
         guard clock.now() < expiry else { return nil }
-        return User(id: userID, email: email, passwordHash: "", mfaEnabled: mfa == "1", createdAt: created, updatedAt: updated)
+        // Entries written before locks existed have no `lck`: unlocked.
+        return User(
+            id: userID, email: email, passwordHash: "", mfaEnabled: mfa == "1", createdAt: created, updatedAt: updated,
+            lockedAt: date("lck")
+        )
     }
 
     public func store(_ user: User, ttl: TimeInterval) async throws {
@@ -46,7 +50,7 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
             [
                 .init(expiry), "id", .init(user.id), "email", .init(user.email), "mfa", user.mfaEnabled ? "1" : "0",
                 "cre", .init(RedisTokenStore.text(user.createdAt)), "upd", .init(RedisTokenStore.text(user.updatedAt)),
-                "exp", .init(expiry),
+                "exp", .init(expiry), "lck", .init(user.lockedAt.map(RedisTokenStore.text) ?? ""),
             ]
         )
     }

@@ -140,6 +140,10 @@ public final class SQLiteDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v5") { db in
+            // Set while an administrator has locked the account (seconds since 1970).
+            try db.execute(sql: "ALTER TABLE users ADD COLUMN locked_at REAL")
+        }
         return migrator
     }
 

@@ -218,6 +218,40 @@ public struct SQLiteTokenStore: TokenStore {
         }
     }
 
+    public func sealedCredentials() async throws -> [SessionCredential] {
+        let now = clock.now().storedValue
+        return try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT c.name, c.session_id, c.user_id, c.sealed, c.updated_at FROM session_credentials c
+                    JOIN sessions s ON s.id = c.session_id
+                    WHERE s.user_id = c.user_id AND s.idle_expires_at > ? AND s.absolute_expires_at > ?
+                    """,
+                arguments: [now, now]
+            ).map { row in
+                SessionCredential(
+                    name: row["name"], sessionID: row["session_id"], userID: row["user_id"], sealed: row["sealed"],
+                    updatedAt: Date(stored: row["updated_at"])
+                )
+            }
+        }
+    }
+
+    public func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool {
+        let now = clock.now()
+        return try await database.write { db in
+            guard let session = try Self.liveSession(db, id: credential.sessionID, now: now), session.userID == credential.userID else {
+                return false
+            }
+            try db.execute(
+                sql: "UPDATE session_credentials SET sealed = ?, updated_at = ? WHERE session_id = ? AND name = ? AND sealed = ?",
+                arguments: [credential.sealed, credential.updatedAt.storedValue, credential.sessionID, credential.name, expected]
+            )
+            return db.changesCount == 1
+        }
+    }
+
     // MARK: Statistics
 
     public func statistics() async throws -> TokenStoreStatistics {

@@ -11,12 +11,12 @@ public struct SQLiteUserStore: UserStore {
             try await database.write { db in
                 try db.execute(
                     sql: """
-                        INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO users (id, email, password_hash, mfa_enabled, mfa_secret, created_at, updated_at, locked_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         user.id, user.email, user.passwordHash, user.mfaEnabled, user.mfaSecret, user.createdAt.storedValue,
-                        user.updatedAt.storedValue,
+                        user.updatedAt.storedValue, user.lockedAt?.storedValue,
                     ]
                 )
             }
@@ -42,8 +42,14 @@ public struct SQLiteUserStore: UserStore {
         do {
             changed = try await database.write { db in
                 try db.execute(
-                    sql: "UPDATE users SET email = ?, password_hash = ?, mfa_enabled = ?, mfa_secret = ?, updated_at = ? WHERE id = ?",
-                    arguments: [user.email, user.passwordHash, user.mfaEnabled, user.mfaSecret, user.updatedAt.storedValue, user.id]
+                    sql: """
+                        UPDATE users SET email = ?, password_hash = ?, mfa_enabled = ?, mfa_secret = ?, updated_at = ?, locked_at = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        user.email, user.passwordHash, user.mfaEnabled, user.mfaSecret, user.updatedAt.storedValue,
+                        user.lockedAt?.storedValue, user.id,
+                    ]
                 )
                 return db.changesCount
             }
@@ -75,10 +81,37 @@ public struct SQLiteUserStore: UserStore {
         }
     }
 
+    public func deleteUser(id: String) async throws -> Bool {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM mfa_recovery_codes WHERE user_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func sealedMFASecrets() async throws -> [SealedSecret] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, mfa_secret FROM users WHERE mfa_secret IS NOT NULL").map {
+                SealedSecret(ownerID: $0["id"], sealed: $0["mfa_secret"])
+            }
+        }
+    }
+
+    public func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool {
+        try await database.write { db in
+            try db.execute(
+                sql: "UPDATE users SET mfa_secret = ? WHERE id = ? AND mfa_secret = ?", arguments: [sealed, userID, expected]
+            )
+            return db.changesCount == 1
+        }
+    }
+
     private static func user(from row: Row) -> User {
-        User(
+        let locked: Double? = row["locked_at"]
+        return User(
             id: row["id"], email: row["email"], passwordHash: row["password_hash"], mfaEnabled: row["mfa_enabled"],
-            mfaSecret: row["mfa_secret"], createdAt: Date(stored: row["created_at"]), updatedAt: Date(stored: row["updated_at"])
+            mfaSecret: row["mfa_secret"], createdAt: Date(stored: row["created_at"]), updatedAt: Date(stored: row["updated_at"]),
+            lockedAt: locked.map(Date.init(stored:))
         )
     }
 }

@@ -207,9 +207,10 @@ struct SessionResponse: Encodable {
     var createdAt: String
     var lastUsedAt: String
     var expiresAt: String
-    var current: Bool
+    /// nil (left out) where there is no current session: the admin API.
+    var current: Bool?
 
-    init(_ session: SessionRecord, current: Bool) {
+    init(_ session: SessionRecord, current: Bool?) {
         id = session.id
         device = session.device
         userAgent = session.userAgent
@@ -239,7 +240,7 @@ struct SessionResponse: Encodable {
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)
         try container.encode(expiresAt, forKey: .expiresAt)
-        try container.encode(current, forKey: .current)
+        try container.encodeIfPresent(current, forKey: .current)
     }
 }
 

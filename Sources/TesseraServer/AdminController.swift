@@ -9,6 +9,9 @@ struct AdminController: Sendable {
     let service: AuthService
     let adminKey: SharedKey
     let sweeper: ExpirySweeper?
+    /// nil: key routes answer 409 `keys_ephemeral`.
+    let keyFiles: KeyFiles?
+    let keyPublishDelay: TimeInterval
     var trustedProxies = TrustedProxies.none
 
     func addRoutes(to group: RouterGroup<TesseraRequestContext>) {
@@ -16,6 +19,8 @@ struct AdminController: Sendable {
             try authorize(request)
             return try JSONBody.response(try await stats())
         }
+        addUserRoutes(to: group)
+        addKeyRoutes(to: group)
         // For an owner who lost every second factor; the operations CLI calls this too.
         group.post("users/{id}/mfa/reset") { request, context in
             try authorize(request)
@@ -37,7 +42,7 @@ struct AdminController: Sendable {
         }
     }
 
-    private func authorize(_ request: Request) throws {
+    func authorize(_ request: Request) throws {
         guard let presented = request.bearerToken, adminKey.matches(presented) else {
             throw APIError(
                 .unauthorized, code: "invalid_admin_key", detail: "This endpoint needs the admin key as a Bearer token.",

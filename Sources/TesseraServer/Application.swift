@@ -26,6 +26,10 @@ public enum TesseraHTTP {
         public var revocationHeartbeat: Duration = .seconds(1)
         /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
         public var trustedProxies: TrustedProxies
+        /// The key files the admin key routes rotate; nil: they answer 409 `keys_ephemeral`.
+        public var keyFiles: KeyFiles?
+        /// How long a signing key rotated through the admin API is published before it signs.
+        public var keyPublishDelay: TimeInterval = TesseraHTTP.jwksMaxAge
         /// Pages of these origins may call the API with credentials (CORS) and pass the CSRF
         /// check of cookie-authenticated requests. Empty: no CORS at all.
         public var corsOrigins: [WebOrigin]
@@ -50,6 +54,10 @@ public enum TesseraHTTP {
             self.revocationHeartbeat = revocationHeartbeat
         }
     }
+
+    /// How long verifiers may cache the JWKS, in seconds; a new signing key is published at
+    /// least this long before it signs.
+    public static let jwksMaxAge: Double = 300
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
@@ -89,12 +97,14 @@ public enum TesseraHTTP {
         }
         ClientScript.addRoute(to: router)
         if let adminKey = options.adminKey {
-            AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper, trustedProxies: options.trustedProxies)
-                .addRoutes(to: router.group("v1/admin"))
+            AdminController(
+                service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper, keyFiles: options.keyFiles,
+                keyPublishDelay: options.keyPublishDelay, trustedProxies: options.trustedProxies
+            ).addRoutes(to: router.group("v1/admin"))
         }
         router.get(".well-known/jwks.json") { _, _ in
             var response = try JSONBody.response(service.jwks())
-            response.headers[.cacheControl] = "public, max-age=300"
+            response.headers[.cacheControl] = "public, max-age=\(Int(jwksMaxAge))"
             return response
         }
         router.get("health") { _, _ in try await health(service.tokens) }

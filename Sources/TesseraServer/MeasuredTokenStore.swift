@@ -86,6 +86,12 @@ struct MeasuredTokenStore: TokenStore {
     func deleteCredential(named name: String, sessionID: String, userID: String) async throws -> Bool {
         try await measure("delete_credential") { try await base.deleteCredential(named: name, sessionID: sessionID, userID: userID) }
     }
+    func sealedCredentials() async throws -> [SessionCredential] {
+        try await measure("sealed_credentials") { try await base.sealedCredentials() }
+    }
+    func replaceSealedCredential(_ credential: SessionCredential, expected: String) async throws -> Bool {
+        try await measure("replace_sealed_credential") { try await base.replaceSealedCredential(credential, expected: expected) }
+    }
     func acquireCredentialLease(named name: String, sessionID: String, userID: String, fence: String, ttl: TimeInterval) async throws -> Bool {
         try await measure("acquire_credential_lease") {
             try await base.acquireCredentialLease(named: name, sessionID: sessionID, userID: userID, fence: fence, ttl: ttl)

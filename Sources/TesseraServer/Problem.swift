@@ -37,6 +37,8 @@ public struct APIError: Error, Sendable {
             self.init(.unauthorized, code: error.code, detail: error.detail)
         case .sessionNotFound, .credentialNotFound, .userNotFound:
             self.init(.notFound, code: error.code, detail: error.detail)
+        case .accountDisabled:
+            self.init(.forbidden, code: error.code, detail: error.detail)
         case .invalidResetToken:
             self.init(.badRequest, code: error.code, detail: error.detail)
         case .mfaNotEnrolled, .mfaAlreadyEnabled, .credentialLimitReached, .upstreamRefreshFailed:
@@ -45,6 +47,13 @@ public struct APIError: Error, Sendable {
             self.init(.badGateway, code: error.code, detail: error.detail)
         case .rateLimited(let seconds), .accountLocked(let seconds):
             self.init(.tooManyRequests, code: error.code, detail: error.detail, headers: [.retryAfter: String(seconds)])
+        }
+    }
+
+    init(_ error: KeyRotationError) {
+        switch error {
+        case .keyNotFound: self.init(.notFound, code: error.code, detail: error.description)
+        case .keyInUse, .rotationPending, .keyStillSealing: self.init(.conflict, code: error.code, detail: error.description)
         }
     }
 
@@ -73,6 +82,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return error
         case let error as AuthError:
             return APIError(error)
+        case let error as KeyRotationError:
+            return APIError(error)
+        case let error as KeyFiles.Unavailable:
+            return APIError(.conflict, code: "keys_ephemeral", detail: error.description)
         case let error as StoreError:
             logger.error("token store unavailable", metadata: ["error": "\(error)"])
             return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")

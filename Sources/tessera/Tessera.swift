@@ -10,11 +10,10 @@ struct TesseraCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera: authentication tokens and sessions for server-side Swift.",
-        subcommands: [Serve.self, BenchFloor.self]
+        subcommands: [Serve.self, KeysCommand.self, SessionsCommand.self, UsersCommand.self, MFACommand.self, BenchFloor.self]
     )
 }
 
-/// Every option falls back to a `TESSERA_*` environment variable, then to its default.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the Tessera HTTP service.",
@@ -24,6 +23,52 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: ServerConfiguration
+        let level: Logger.Level
+        let json: Bool
+        do {
+            var settings = Settings(environment: environment)
+            configuration = try settings.configuration(options)
+            level = try settings.logLevel(options.logLevel)
+            json = try settings.jsonLogs(options.logFormat)
+        } catch let error as ConfigurationError {
+            fail(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tessera")
+
+        let runtime: TesseraRuntime
+        do {
+            runtime = try await TesseraRuntime.bootstrap(configuration, logger: logger)
+        } catch {
+            fail("\(error)")
+        }
+        do {
+            try await TesseraHTTP.serve(runtime: runtime, configuration: configuration, logger: logger)
+        } catch {
+            fail("cannot serve on \(configuration.host):\(configuration.port): \(error)")
+        }
+    }
+
+    private func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("tessera: error: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}
+
+/// The flags of `serve`, shared by every command that works on a deployment (`keys`,
+/// `sessions`, `users`, `mfa`), so that they open exactly the stores and keys `serve` does.
+/// Every option falls back to a `TESSERA_*` environment variable, then to its default.
+struct ServerOptions: ParsableArguments {
     @Option(help: "Address to listen on. [env: TESSERA_HOST] (default: 127.0.0.1)")
     var host: String?
 
@@ -155,6 +200,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Comma-separated origins (scheme://host[:port]) whose pages may call Tessera with credentials: CORS, and the CSRF check of cookie-authenticated requests. [env: TESSERA_CORS_ORIGINS] (default: none)")
     var corsOrigins: String?
 
+    @Option(help: "How often a running instance checks whether the key files changed, in seconds. [env: TESSERA_KEY_RELOAD_INTERVAL] (default: 10)")
+    var keyReloadInterval: Double?
+
+    @Option(help: "How long a new signing key is published in the JWKS before it signs, in seconds. [env: TESSERA_KEY_PUBLISH_DELAY] (default: the JWKS cache time, 300, plus the key reload interval)")
+    var keyPublishDelay: Double?
+
     // Fast validation path.
     @Option(help: "With the redis token store: on (keep a local copy of the denylist, updated by pub/sub) or off (ask Redis on every request). [env: TESSERA_LOCAL_REVOCATIONS] (default: on)")
     var localRevocations: String?
@@ -168,52 +219,13 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "With --otlp-endpoint: share of new traces recorded, 0 to 1; requests with a traceparent follow their caller's decision. [env: TESSERA_TRACE_SAMPLE_RATIO] (default: 1)")
     var traceSampleRatio: Double?
-
-    func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let configuration: ServerConfiguration
-        let level: Logger.Level
-        let json: Bool
-        do {
-            var settings = Settings(environment: environment)
-            configuration = try settings.configuration(self)
-            level = try settings.logLevel(logLevel)
-            json = try settings.jsonLogs(logFormat)
-        } catch let error as ConfigurationError {
-            fail(error.description)
-        }
-        LoggingSystem.bootstrap { label in
-            if json { return JSONLogHandler(label: label, level: level) }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "tessera")
-
-        let runtime: TesseraRuntime
-        do {
-            runtime = try await TesseraRuntime.bootstrap(configuration, logger: logger)
-        } catch {
-            fail("\(error)")
-        }
-        do {
-            try await TesseraHTTP.serve(runtime: runtime, configuration: configuration, logger: logger)
-        } catch {
-            fail("cannot serve on \(configuration.host):\(configuration.port): \(error)")
-        }
-    }
-
-    private func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("tessera: error: \(message)\n".utf8))
-        Foundation.exit(1)
-    }
 }
 
 /// Resolves flag, then environment variable, then default, with one clear error per bad value.
-private struct Settings {
+struct Settings {
     let environment: [String: String]
 
-    mutating func configuration(_ flags: Serve) throws -> ServerConfiguration {
+    mutating func configuration(_ flags: ServerOptions) throws -> ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.host = flags.host ?? environment["TESSERA_HOST"] ?? configuration.host
         configuration.port = try value(flags.port, "TESSERA_PORT", configuration.port)
@@ -312,6 +324,13 @@ private struct Settings {
         configuration.upstreamMinValidity = try value(flags.upstreamMinValidity, "TESSERA_UPSTREAM_MIN_VALIDITY", configuration.upstreamMinValidity)
         guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
         configuration.corsOrigins = try Self.origins(flags.corsOrigins ?? environment["TESSERA_CORS_ORIGINS"])
+        configuration.keyReloadInterval = try value(flags.keyReloadInterval, "TESSERA_KEY_RELOAD_INTERVAL", configuration.keyReloadInterval)
+        guard configuration.keyReloadInterval > 0 else { throw ConfigurationError("key reload interval must be positive") }
+        if flags.keyPublishDelay != nil || environment["TESSERA_KEY_PUBLISH_DELAY"] != nil {
+            let delay = try value(flags.keyPublishDelay, "TESSERA_KEY_PUBLISH_DELAY", 0.0)
+            guard delay >= 0 else { throw ConfigurationError("key publish delay must not be negative") }
+            configuration.keyPublishDelay = delay
+        }
         configuration.localRevocations = try onOff(flags.localRevocations ?? environment["TESSERA_LOCAL_REVOCATIONS"], "local revocations", true)
         if let endpoint = flags.otlpEndpoint ?? environment["TESSERA_OTLP_ENDPOINT"], !endpoint.isEmpty {
             var tracing = TracingConfiguration(endpoint: endpoint)

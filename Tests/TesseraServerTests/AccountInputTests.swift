@@ -96,6 +96,11 @@ struct AccountInputTests {
             try await base.consumeRecoveryCode(userID: userID, hash: hash)
         }
         func recoveryCodeCount(userID: String) async throws -> Int { try await base.recoveryCodeCount(userID: userID) }
+        func deleteUser(id: String) async throws -> Bool { try await base.deleteUser(id: id) }
+        func sealedMFASecrets() async throws -> [SealedSecret] { try await base.sealedMFASecrets() }
+        func replaceMFASecret(userID: String, expected: String, with sealed: String) async throws -> Bool {
+            try await base.replaceMFASecret(userID: userID, expected: expected, with: sealed)
+        }
     }
 
     @Test func forgotAnswersIdenticallyBeforeTheLookUpAndTheResetStillWorks() async throws {

@@ -24,20 +24,11 @@ struct RedisDeploymentTests {
     }
 
     func call(_ server: TesseraProcess, _ method: HTTPRequest.Method, _ uri: String, body: [String: Any]? = nil, bearer: String? = nil) async throws -> Reply {
-        let text = body.map(jsonBody)
-        return try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
-            try await client.call(method, uri, body: text, bearer: bearer)
-        }
+        try await server.call(method, uri, body: body, bearer: bearer)
     }
 
-    /// Polls until `condition` holds, for at most `limit`.
     func eventually(_ limit: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return false
+        try await TesseraServerTests.eventually(limit, condition)
     }
 
     @Test func sessionsSurviveATesseraRestartOnRedis() async throws {
@@ -212,7 +203,7 @@ struct SharedDeploymentTests {
                     #expect(try await deployment.call(a, .get, "/v1/auth/me", bearer: refreshed["access_token"]).status == .ok)
                     #expect(try await deployment.call(b, .post, "/v1/auth/logout", bearer: refreshed["access_token"]).status == .noContent)
                     // Another instance learns of a revocation through pub/sub: within a bounded time.
-                    let seenOnA = try await deployment.eventually(.seconds(2)) {
+                    let seenOnA = try await eventually(.seconds(2)) {
                         try await deployment.call(a, .get, "/v1/auth/me", bearer: refreshed["access_token"]).code == "token_revoked"
                     }
                     #expect(seenOnA)
@@ -222,7 +213,7 @@ struct SharedDeploymentTests {
                     #expect(onB.status == .ok)
                     let onA = try await deployment.call(a, .post, "/v1/auth/login", body: ["email": "shared@example.com", "password": "correct horse"])
                     #expect(try await deployment.call(a, .post, "/v1/auth/logout-all", bearer: onA["access_token"]).status == .noContent)
-                    let seenOnB = try await deployment.eventually(.seconds(2)) {
+                    let seenOnB = try await eventually(.seconds(2)) {
                         try await deployment.call(b, .get, "/v1/auth/me", bearer: onB["access_token"]).code == "token_revoked"
                     }
                     #expect(seenOnB)
@@ -248,7 +239,7 @@ struct SharedDeploymentTests {
                     let secret = try #require(try await deployment.call(a, .post, "/v1/auth/mfa/enroll", body: ["password": "correct horse"], bearer: cached["access_token"])["secret"])
                     let code = TestTOTP.code(secret: secret, at: Date())
                     #expect(try await deployment.call(a, .post, "/v1/auth/mfa/confirm", body: ["code": code, "password": "correct horse"], bearer: cached["access_token"]).status == .ok)
-                    let changeSeenOnB = try await deployment.eventually(.seconds(2)) {
+                    let changeSeenOnB = try await eventually(.seconds(2)) {
                         try await deployment.call(b, .get, "/v1/auth/me", bearer: cached["access_token"]).json["mfa_enabled"] as? Bool == true
                     }
                     #expect(changeSeenOnB)

@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Synchronization
 import TesseraTestSupport
 import Testing
@@ -11,8 +13,11 @@ final class TesseraProcess: Sendable {
 
     final class Output: Sendable {
         let text = Mutex("")
+        /// The pipe reached end of file: the process and its children closed their output.
+        let ended = Mutex(false)
         func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
         var value: String { text.withLock { $0 } }
+        var isEnded: Bool { ended.withLock { $0 } }
     }
 
     /// The binary `swift build` put beside the test bundle (scripts/test builds it first).
@@ -60,6 +65,9 @@ final class TesseraProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+        // The exit can be seen before the last output is read: wait for the pipe's end.
+        let drained = ContinuousClock.now + .seconds(10)
+        while !output.isEnded, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(10)) }
         return (process.terminationStatus, output.value)
     }
 
@@ -93,7 +101,15 @@ final class TesseraProcess: Sendable {
         process.environment = env
         let pipe = Pipe()
         let output = Output()
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                output.ended.withLock { $0 = true }
+                handle.readabilityHandler = nil
+            } else {
+                output.append(data)
+            }
+        }
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
@@ -118,6 +134,26 @@ final class TesseraProcess: Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
+}
+
+extension TesseraProcess {
+    /// One request to this process over loopback.
+    func call(_ method: HTTPRequest.Method, _ uri: String, body: [String: Any]? = nil, bearer: String? = nil) async throws -> Reply {
+        let text = body.map(jsonBody)
+        return try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+            try await client.call(method, uri, body: text, bearer: bearer)
+        }
+    }
+}
+
+/// Polls until `condition` holds, for at most `limit`.
+func eventually(_ limit: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return false
 }
 
 struct ProcessFailure: Error, CustomStringConvertible {

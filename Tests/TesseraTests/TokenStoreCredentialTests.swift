@@ -173,3 +173,34 @@ extension TokenStoreConformanceTests {
         }
     }
 }
+
+/// Re-sealing: every credential of a live session is listed, and replaced only while unchanged.
+extension TokenStoreConformanceTests {
+    @Test(arguments: StoreKind.allCases)
+    func credentialsAreListedAndReplacedByCompareAndSet(kind: StoreKind) async throws {
+        try await withStore(kind) { f in
+            let alice = try await f.makeSession(user: "alice")
+            let bob = try await f.makeSession(user: "bob")
+            let first = f.credential(alice, sealed: "v1.old.a")
+            let second = f.credential(bob, "other", sealed: "v1.old.b")
+            #expect(try await f.store.putCredential(first, limit: 4) == .stored)
+            #expect(try await f.store.putCredential(second, limit: 4) == .stored)
+            let listed = try await f.store.sealedCredentials().sorted { $0.userID < $1.userID }
+            #expect(listed == [first, second])
+
+            var resealed = first
+            resealed.sealed = "v1.new.a"
+            #expect(try await f.store.replaceSealedCredential(resealed, expected: "v1.stale") == false)
+            #expect(try await f.readCredential(alice) == first)
+            #expect(try await f.store.replaceSealedCredential(resealed, expected: "v1.old.a"))
+            #expect(try await f.readCredential(alice) == resealed)
+
+            // An ended session's credentials are neither listed nor written.
+            #expect(try await f.store.revokeSession(id: bob.id, userID: "bob", accessTTL: 60))
+            #expect(try await f.store.sealedCredentials() == [resealed])
+            var late = second
+            late.sealed = "v1.new.b"
+            #expect(try await f.store.replaceSealedCredential(late, expected: "v1.old.b") == false)
+        }
+    }
+}

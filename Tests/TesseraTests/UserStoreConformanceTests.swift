@@ -389,3 +389,58 @@ struct PostgresUserStoreTests {
         #expect(database.redactedURL == "postgresql://app@db.internal:6432/tessera")
     }
 }
+
+/// What the operator actions (lock, delete, re-seal) need from every user store.
+@Suite("UserStore conformance: admin")
+struct UserStoreAdminConformanceTests {
+    @Test(arguments: UserStoreKind.allCases)
+    func aLockRoundTripsAndClears(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            try await f.store.createUser(user)
+            #expect(try await f.store.user(id: user.id)?.lockedAt == nil)
+            user.lockedAt = Date(timeIntervalSince1970: 1_800_000_100.5)
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(email: user.email) == user)
+            user.lockedAt = nil
+            try await f.store.updateUser(user)
+            #expect(try await f.store.user(id: user.id)?.lockedAt == nil)
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func deletingRemovesTheUserAndTheirRecoveryCodes(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            let user = makeUser()
+            let other = makeUser(email: "grace@example.com")
+            try await f.store.createUser(user)
+            try await f.store.createUser(other)
+            try await f.store.replaceRecoveryCodes(userID: user.id, hashes: ["a", "b"])
+            #expect(try await f.store.deleteUser(id: user.id))
+            #expect(try await f.store.deleteUser(id: user.id) == false)
+            #expect(try await f.store.user(id: user.id) == nil)
+            #expect(try await f.store.user(email: user.email) == nil)
+            #expect(try await f.store.recoveryCodeCount(userID: user.id) == 0)
+            #expect(try await f.store.user(id: other.id) == other)
+            // The address can be registered again.
+            try await f.store.createUser(makeUser(email: user.email))
+        }
+    }
+
+    @Test(arguments: UserStoreKind.allCases)
+    func mfaSecretsAreListedAndReplacedByCompareAndSet(kind: UserStoreKind) async throws {
+        try await withUserStore(kind) { f in
+            var user = makeUser()
+            user.mfaSecret = "v1.old.sealed"
+            try await f.store.createUser(user)
+            try await f.store.createUser(makeUser(email: "nomfa@example.com"))
+            #expect(try await f.store.sealedMFASecrets() == [SealedSecret(ownerID: user.id, sealed: "v1.old.sealed")])
+            #expect(try await f.store.replaceMFASecret(userID: user.id, expected: "v1.other.sealed", with: "v1.new.x") == false)
+            #expect(try await f.store.replaceMFASecret(userID: user.id, expected: "v1.old.sealed", with: "v1.new.sealed"))
+            let stored = try await f.store.user(id: user.id)
+            #expect(stored?.mfaSecret == "v1.new.sealed")
+            // Nothing else of the row changes.
+            #expect(stored?.passwordHash == user.passwordHash && stored?.updatedAt == user.updatedAt)
+        }
+    }
+}
