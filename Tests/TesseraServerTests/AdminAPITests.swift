@@ -90,6 +90,34 @@ struct AdminAPITests {
         }
     }
 
+    /// Every operator action is an `admin.action` audit record naming the target and the
+    /// operator's request (docs/AUDIT.md); a key rotation is `key.rotated`.
+    @Test func operatorActionsAreAuditRecords() async throws {
+        let logs = LogCapture()
+        var tessera = try await TestTessera.make(logs: logs)
+        tessera.options.adminKey = Self.key
+        let requestID = HTTPField.Name("X-Request-Id")!
+        try await tessera.test { client in
+            let grant = try await client.register("audited@example.com")
+            let id = try #require((grant.json["user"] as? [String: Any])?["id"] as? String)
+            let sid = try #require(grant["session_id"])
+            _ = try await client.post("/v1/auth/login", ["email": "audited@example.com", "password": "correct horse"])
+            for (method, path) in [
+                (HTTPRequest.Method.delete, "/v1/admin/users/\(id)/sessions/\(sid)"), (.delete, "/v1/admin/users/\(id)/sessions"),
+                (.post, "/v1/admin/users/\(id)/lock"), (.post, "/v1/admin/users/\(id)/unlock"), (.delete, "/v1/admin/users/\(id)"),
+            ] {
+                let reply = try await client.call(method, path, bearer: Self.key, headers: [requestID: "op-\(path.count)"])
+                #expect(reply.status.code < 300, "\(path)")
+            }
+        }
+        let actions = logs.records.filter { $0.label == "tessera.audit" && $0.metadata["event"] == "admin.action" }
+        #expect(actions.map { $0.metadata["action"] } == ["user.session_revoked", "user.sessions_revoked", "user.locked", "user.unlocked", "user.deleted"])
+        #expect(actions.allSatisfy { $0.metadata["request_id"]?.hasPrefix("op-") == true })
+        #expect(actions.allSatisfy { $0.metadata["user_id"] != nil })
+        let revoked = logs.records.filter { $0.metadata["event"] == "session.revoked" && $0.metadata["by"] == "admin" }
+        #expect(revoked.count == 1)
+    }
+
     @Test func aLockStopsTheMFAStepOfALoginAlreadyUnderway() async throws {
         let tessera = try await tessera()
         let clock = tessera.clock
