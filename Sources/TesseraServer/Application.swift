@@ -78,6 +78,7 @@ public enum TesseraHTTP {
                 .addRoutes(to: router.group("v1/revocations"))
         }
         ClientScript.addRoute(to: router)
+        OpenAPIDocument.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper).addRoutes(to: router.group("v1/admin"))
         }
