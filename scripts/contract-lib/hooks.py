@@ -41,8 +41,6 @@ def schemes(case):
 class TesseraAuth:
     def get(self, case, context):
         accepted = schemes(case)
-        if os.environ.get("TESSERA_CONTRACT_DEBUG"):
-            print("auth for", case.operation.label, accepted, flush=True)
         if "adminKey" in accepted:
             return ADMIN_KEY
         if "serviceKey" in accepted:

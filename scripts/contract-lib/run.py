@@ -81,7 +81,7 @@ def start_server(binary, directory, keys, token_endpoint):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=None)
-    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("CONTRACT_MAX_EXAMPLES", "25")))
+    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("CONTRACT_MAX_EXAMPLES", "150")))
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--schema-file", help="fuzz with this document instead of the served one (while editing the YAML)")
     parser.add_argument("--only", action="append", default=[], help="an operationId to test alone (repeatable)")
