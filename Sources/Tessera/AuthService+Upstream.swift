@@ -35,9 +35,12 @@ extension AuthService {
     }
 
     /// Whole seconds, with a millisecond's slack: a `Date` does not survive its round trip
-    /// through seconds since 1970 exactly, and 3600 s must not come out as 3599.
+    /// through seconds since 1970 exactly, and 3600 s must not come out as 3599. At most
+    /// `Int32.max` (68 years): an `expires_in` sent as Int64.max, by a client or a provider,
+    /// would otherwise not fit back into an `Int` and trap.
     static func wholeSecondsLeft(until end: Date, now: Date) -> Int {
-        max(0, Int((end.timeIntervalSince(now) + 0.001).rounded(.down)))
+        let seconds = (end.timeIntervalSince(now) + 0.001).rounded(.down)
+        return Int(min(max(0, seconds), Double(Int32.max)))
     }
 
     private func isFresh(_ credential: OAuth2Credential, _ upstream: UpstreamCredentials) -> Bool {

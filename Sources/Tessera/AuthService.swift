@@ -376,12 +376,16 @@ public struct AuthService: Sendable {
     // MARK: Validation
 
     /// At least 8 characters; at most 256 characters and 1,024 UTF-8 bytes (a character can be
-    /// many bytes). Any length hashes safely: `PasswordHasher` pre-hashes past bcrypt's 72 bytes.
+    /// many bytes). A character is a Unicode code point, as NIST SP 800-63B counts them and as
+    /// clients and JSON Schema's `minLength` do: grapheme clusters would make a password of
+    /// combining marks, or one with a CRLF, shorter here than its owner's form said it was.
+    /// Any length hashes safely: `PasswordHasher` pre-hashes past bcrypt's 72 bytes.
     static func validatePassword(_ password: String) throws {
-        guard password.utf8.count <= maxPasswordBytes, password.count <= 256 else {
+        let characters = password.unicodeScalars.count
+        guard password.utf8.count <= maxPasswordBytes, characters <= 256 else {
             throw AuthError.invalidRequest("password must be at most 256 characters and \(maxPasswordBytes) bytes")
         }
-        guard password.count >= 8 else { throw AuthError.invalidRequest("password must be at least 8 characters") }
+        guard characters >= 8 else { throw AuthError.invalidRequest("password must be at least 8 characters") }
     }
 
     static let maxPasswordBytes = 1024

@@ -96,6 +96,7 @@ public enum TesseraHTTP {
                 .addRoutes(to: router.group("v1/revocations"))
         }
         ClientScript.addRoute(to: router)
+        OpenAPIDocument.addRoute(to: router)
         if let adminKey = options.adminKey {
             AdminController(
                 service: service, adminKey: SharedKey(adminKey), sweeper: options.sweeper, keyFiles: options.keyFiles,
@@ -110,8 +111,10 @@ public enum TesseraHTTP {
         router.get("health") { _, _ in try await health(service.tokens) }
         router.get("health/live") { _, _ in try JSONBody.response(["status": "live"]) }
         router.get("health/ready") { _, _ in try await ready(service.tokens, phase: options.readiness?.phase ?? .serving) }
-        // Last: it then wraps only the not-found path, where /v1/authz/check lands for any method.
+        // After every route: these wrap only the not-found path, where /v1/authz/check lands for
+        // any method, and where a known path asked with another method lands.
         router.add(middleware: ForwardAuthMiddleware(controller: auth))
+        router.add(middleware: MethodNotAllowedMiddleware(allowed: AllowedMethods(router.routes.map { ($0.path, $0.method) })))
         return router
     }
 

@@ -45,7 +45,8 @@ struct AuthController: Sendable {
         }
         group.post("refresh") { request, context in
             var transport = try TokenTransport(request.headers)
-            var token = try await JSONBody.decodeIfPresent(RefreshBody.self, from: request)?.refreshToken
+            let body = try await JSONBody.decodeIfPresent(RefreshBody.self, from: request)
+            var token = body?.refreshToken
             if token == nil, let cookie = SessionCookies.value(of: SessionCookies.refreshName, in: request.headers) {
                 // A refresh authenticated by the cookie is a cookie request: the CSRF rule
                 // applies, and its tokens never go into the body.
@@ -55,7 +56,11 @@ struct AuthController: Sendable {
             }
             do {
                 guard let token else {
-                    throw transport == .cookie ? AuthError.invalidRefreshToken : APIError.invalidRequest("missing field 'refresh_token'")
+                    // No body and no cookie presents no refresh token at all: 401, like a
+                    // cookie-mode request without its cookie. A JSON body without the field is
+                    // malformed: 422.
+                    let presentedNothing = body == nil || transport == .cookie
+                    throw presentedNothing ? AuthError.invalidRefreshToken : APIError.invalidRequest("missing field 'refresh_token'")
                 }
                 let grant = try await service.refresh(refreshToken: token, client: clientInfo(request, context))
                 return try tokenResponse(grant, transport)

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 
 /// Answers `/v1/authz/check[/…]` for every method. A route would need one registration per
@@ -6,10 +7,14 @@ import Hummingbird
 struct ForwardAuthMiddleware: RouterMiddleware {
     let controller: AuthController
 
+    /// What `Allow` lists for the check paths: every method a gateway forwards, TRACE aside.
+    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+
     func handle(
         _ request: Request, context: TesseraRequestContext, next: (Request, TesseraRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard AuthController.isForwardAuth(request.uri.path) else { return try await next(request, context) }
+        // TRACE echoes the request (credentials included) and is refused everywhere.
+        guard request.method != .trace, AuthController.isForwardAuth(request.uri.path) else { return try await next(request, context) }
         // The route label for metrics: one pattern, never the raw path.
         context.coreContext.endpointPath.value = AuthController.forwardAuthPath + "/**"
         var response = await controller.forwardAuth(request, logger: context.logger)

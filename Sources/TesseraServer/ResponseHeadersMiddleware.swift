@@ -16,14 +16,15 @@ struct ResponseHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// `CONNECT` (and `TRACE`) name no resource here. An answer to CONNECT without a body length
-/// leaves clients waiting for the tunnel, so the refusal carries its body and closes.
+/// `CONNECT` names no resource here. An answer to CONNECT without a body length leaves clients
+/// waiting for the tunnel, so the refusal carries its body and closes. (`TRACE` is refused on the
+/// not-found path, by `MethodNotAllowedMiddleware`, which knows the path's methods for `Allow`.)
 struct UnsupportedMethodMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .connect || request.method == .trace else { return try await next(request, context) }
+        guard request.method == .connect else { return try await next(request, context) }
         throw APIError(
             .methodNotAllowed, code: "method_not_allowed", detail: "\(request.method.rawValue) is not supported.",
-            headers: [.connection: "close"]
+            headers: [.connection: "close", .allow: ""]
         )
     }
 }

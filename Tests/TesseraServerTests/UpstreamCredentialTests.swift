@@ -270,6 +270,24 @@ struct UpstreamCredentialTests {
         }
     }
 
+    /// `expires_in` is any non-negative integer; the largest used to trap the server when the
+    /// credential was read (its seconds left did not fit back into an Int).
+    @Test func aHugeLifetimeIsServedCapped() async throws {
+        let fake = FakeTokenEndpoint()
+        try await fake.serve { endpoint in
+            try await Self.withClient { upstream in
+                let tessera = try await Self.tessera(allowed: [endpoint], client: upstream)
+                try await tessera.test { client in
+                    let token = try await Self.session(client, storing: Self.oauth2(endpoint, expiresIn: Int.max))
+                    let reply = try await client.call(.get, Self.path, bearer: token)
+                    #expect(reply.status == .ok)
+                    #expect(reply.json["expires_in"] as? Int == Int(Int32.max))
+                    #expect(fake.calls == 0)
+                }
+            }
+        }
+    }
+
     @Test func theSSRFGuardRefusesEndpointsOutsideTheAllowedPrefixes() async throws {
         try await Self.withClient { upstream in
             let tessera = try await Self.tessera(allowed: ["https://idp.example.com/oauth/"], client: upstream)

@@ -1,0 +1,71 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Tessera
+@testable import TesseraServer
+import Testing
+
+@Suite("HTTP: methods a path does not serve")
+struct MethodNotAllowedTests {
+    @Test func aKnownPathWithAnotherMethodAnswers405WithAllow() async throws {
+        let tessera = try await TestTessera.make()
+        try await tessera.test { client in
+            let me = try await client.raw(.patch, "/v1/auth/me")
+            #expect(me.status == .methodNotAllowed)
+            #expect(me.code == "method_not_allowed")
+            #expect(me.headers[.allow] == "GET")
+            #expect(me.headers[.contentType] == "application/problem+json")
+
+            let credential = try await client.raw(.post, "/v1/auth/session/credentials/github")
+            #expect(credential.status == .methodNotAllowed)
+            #expect(credential.headers[.allow] == "DELETE, GET, PUT")
+
+            let sessions = try await client.raw(.get, "/v1/auth/sessions/abc")
+            #expect(sessions.status == .methodNotAllowed)
+            #expect(sessions.headers[.allow] == "DELETE")
+        }
+    }
+
+    @Test func traceIsRefusedWithTheMethodsOfThePath() async throws {
+        let tessera = try await TestTessera.make()
+        try await tessera.test { client in
+            let known = try await client.raw(.trace, "/v1/auth/login")
+            #expect(known.status == .methodNotAllowed)
+            #expect(known.headers[.allow] == "POST")
+
+            let check = try await client.raw(.trace, "/v1/authz/check/anything")
+            #expect(check.status == .methodNotAllowed)
+            #expect(check.headers[.allow] == "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT")
+
+            let unknown = try await client.raw(.trace, "/nowhere")
+            #expect(unknown.status == .methodNotAllowed)
+            #expect(unknown.headers[.allow] == "")
+        }
+    }
+
+    @Test func unknownPathsStay404() async throws {
+        let tessera = try await TestTessera.make()
+        try await tessera.test { client in
+            let reply = try await client.raw(.get, "/v1/auth/nothing-here")
+            #expect(reply.status == .notFound)
+            #expect(reply.code == "not_found")
+            #expect(reply.headers[.allow] == nil)
+            // The admin routes are off without a key: no route, so no 405 either.
+            #expect(try await client.raw(.delete, "/v1/admin/stats").status == .notFound)
+        }
+    }
+
+    @Test func matchingFollowsLiteralsAndCaptures() {
+        let allowed = AllowedMethods([
+            (RouterPath("v1/auth/sessions"), .get), (RouterPath("v1/auth/sessions/{id}"), .delete),
+            (RouterPath("v1/auth/session/credentials/{name}"), .get), (RouterPath("v1/auth/session/credentials/{name}"), .put),
+        ])
+        #expect(allowed.methods(for: "/v1/auth/sessions") == [.get])
+        #expect(allowed.methods(for: "/v1/auth/sessions/") == [.get])
+        #expect(allowed.methods(for: "/v1/auth/sessions/x") == [.delete])
+        #expect(allowed.methods(for: "/v1/auth/sessions/x/y") == nil)
+        #expect(allowed.methods(for: "/v1/auth/session/credentials/a") == [.get, .put])
+        #expect(allowed.methods(for: "/v1/auth") == nil)
+    }
+}
