@@ -6,29 +6,45 @@ import TesseraRESP
 /// then reads the expiry of each session, denylist entry and one-time token in one pipeline per
 /// batch and compares it with the injected clock. O(keys in the database): meant for the admin
 /// endpoint, never for a request path. SCAN may return a key twice; keys are de-duplicated.
+/// On a Redis Cluster every primary is scanned, and each batch is read on the node that
+/// returned it.
 extension RedisTokenStore {
     public func statistics() async throws -> TokenStoreStatistics {
         let now = clock.now().timeIntervalSince1970
         let pattern = globEscaped(keyPrefix) + "{u:*"
         var seen = Set<String>()
         var statistics = TokenStoreStatistics(liveSessions: 0, deniedTokens: 0, pendingOneTimeTokens: [:])
-        var cursor = "0"
-        repeat {
-            let reply = try await send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
-                throw malformed("SCAN")
-            }
-            cursor = next
-            let entries = batch.compactMap(\.string).filter { seen.insert($0).inserted }.compactMap(statisticsEntry)
-            let replies = entries.isEmpty ? [] : try await pipeline(entries.map(\.read))
-            for (entry, value) in zip(entries, replies) where entry.isLive(value, now) {
-                switch entry.kind {
-                case .session: statistics.liveSessions += 1
-                case .denied: statistics.deniedTokens += 1
-                case .oneTime(let kind): statistics.pendingOneTimeTokens[kind, default: 0] += 1
+        let nodes: [RedisClient]
+        do {
+            nodes = try await client.primaries()
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+        for node in nodes {
+            var cursor = "0"
+            repeat {
+                let reply: RESPValue
+                do {
+                    reply = try await node.send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
+                } catch {
+                    throw StoreError(backend: backendName, message: "\(error)")
                 }
-            }
-        } while cursor != "0"
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
+                    throw malformed("SCAN")
+                }
+                cursor = next
+                let entries = batch.compactMap(\.string).filter { seen.insert($0).inserted }.compactMap(statisticsEntry)
+                // Through the executor: a key migrated since the SCAN is read where it now lives.
+                let replies = entries.isEmpty ? [] : try await pipeline(entries.map(\.read))
+                for (entry, value) in zip(entries, replies) where entry.isLive(value, now) {
+                    switch entry.kind {
+                    case .session: statistics.liveSessions += 1
+                    case .denied: statistics.deniedTokens += 1
+                    case .oneTime(let kind): statistics.pendingOneTimeTokens[kind, default: 0] += 1
+                    }
+                }
+            } while cursor != "0"
+        }
         return statistics
     }
 

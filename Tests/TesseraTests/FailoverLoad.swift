@@ -1,0 +1,70 @@
+import Foundation
+import Synchronization
+import Tessera
+import TesseraRedis
+
+/// A bounded load of logins and logouts against a token store while Redis fails over, and
+/// what it saw: every logout that was acknowledged, every failure, every success.
+final class FailoverLoad: Sendable {
+    struct Acknowledged: Sendable {
+        var user: String
+        var session: String
+        var at: ContinuousClock.Instant
+    }
+
+    let acknowledged = Mutex<[Acknowledged]>([])
+    let failures = Mutex<[ContinuousClock.Instant]>([])
+    let successes = Mutex<[(at: ContinuousClock.Instant, user: String)]>([])
+    private let stopped = Atomic<Bool>(false)
+
+    /// Runs `workers` loops of login + logout over `users` until `stop()`.
+    func run(_ store: RedisTokenStore, users: [String], workers: Int = 4) async {
+        await withDiscardingTaskGroup { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    var round = 0
+                    while !self.stopped.load(ordering: .relaxed) {
+                        round += 1
+                        let user = users[(worker + round * workers) % users.count]
+                        let now = Date()
+                        let session = SessionRecord(
+                            id: UUID().uuidString, userID: user, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                        )
+                        do {
+                            try await store.createSession(session)
+                            // The logout: acknowledged only once its replica has it.
+                            _ = try await store.revokeSession(id: session.id, userID: user, accessTTL: 900)
+                            self.acknowledged.withLock { $0.append(Acknowledged(user: user, session: session.id, at: .now)) }
+                            self.successes.withLock { $0.append((.now, user)) }
+                        } catch {
+                            self.failures.withLock { $0.append(.now) }
+                            try? await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// The first success after `instant` (for one of `users`, or any), and the failures since.
+    func recovery(after instant: ContinuousClock.Instant, users: [String]? = nil) -> (failed: Int, milliseconds: Int64)? {
+        guard let first = successes.withLock({ $0.first { $0.at > instant && (users?.contains($0.user) ?? true) } }) else { return nil }
+        return (failures.withLock { $0.filter { $0 > instant }.count }, milliseconds(first.at - instant))
+    }
+
+    /// Acknowledged logouts whose session denial is no longer in force, read through `store`.
+    func lostRevocations(_ store: RedisTokenStore) async throws -> Int {
+        var lost = 0
+        for entry in acknowledged.withLock({ $0 }) where !(try await store.isRevoked(tokenID: "none", sessionID: entry.session, userID: entry.user)) {
+            lost += 1
+        }
+        return lost
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+}
