@@ -32,7 +32,16 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
         var map: RedisClusterSlotMap?
         var nodes: [RedisNodeAddress: RedisClient] = [:]
         var refreshes = 0
+        var redirections = Redirections()
         var isShutdown = false
+    }
+
+    /// How often commands were redirected or retried, since the client was made.
+    public struct Redirections: Sendable, Hashable {
+        public var moved = 0
+        public var ask = 0
+        /// `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `READONLY`, or an unreachable primary.
+        public var retried = 0
     }
 
     /// - Parameter configuration: credentials, TLS and timeouts for every node; its host and
@@ -55,6 +64,8 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
 
     /// How many full map refreshes have completed.
     public var refreshCount: Int { state.withLock { $0.refreshes } }
+
+    public var redirections: Redirections { state.withLock { $0.redirections } }
 
     // MARK: Commands
 
@@ -120,13 +131,19 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
                     guard retry else { throw error }
                     switch topology {
                     case .moved(let movedSlot, let owner):
-                        self.state.withLock { state in state.map?.assign(slot: movedSlot, to: owner) }
+                        self.state.withLock { state in
+                            state.map?.assign(slot: movedSlot, to: owner)
+                            state.redirections.moved += 1
+                        }
                         self.refreshInBackground()
                     case .ask(_, let target):
+                        self.state.withLock { $0.redirections.ask += 1 }
                         asking = target
                     case .tryAgain, .loading:
+                        self.state.withLock { $0.redirections.retried += 1 }
                         try? await Task.sleep(for: Self.retryDelay(attempt))
                     case .clusterDown, .readOnly:
+                        self.state.withLock { $0.redirections.retried += 1 }
                         await self.refreshTopology(minimumAge: .milliseconds(100))
                         try? await Task.sleep(for: Self.retryDelay(attempt))
                     }
@@ -136,6 +153,7 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
                     // Never connected, so nothing was sent: a primary down, perhaps being
                     // replaced. Look again and retry until the deadline.
                     guard retry else { throw error }
+                    self.state.withLock { $0.redirections.retried += 1 }
                     await self.refreshTopology(minimumAge: .milliseconds(100))
                     try? await Task.sleep(for: Self.retryDelay(attempt))
                     continue

@@ -60,7 +60,8 @@ public final class RedisClusterProcess: Sendable {
         }
     }
 
-    /// Every node answers `cluster_state:ok` and knows every other node.
+    /// Every running node answers `cluster_state:ok` with every slot served, and every replica
+    /// has its link to its primary up.
     public func waitUntilHealthy(timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         var last = ""
@@ -69,6 +70,13 @@ public final class RedisClusterProcess: Sendable {
             for node in self.nodes where node.isRunning {
                 last = (try? await self.cli(["-p", "\(node.port)", "CLUSTER", "INFO"], timeout: .seconds(5))) ?? ""
                 if !last.contains("cluster_state:ok") || !last.contains("cluster_slots_ok:16384") {
+                    healthy = false
+                    break
+                }
+                // A replica still in its first sync would not acknowledge writes (WAIT).
+                let replication = (try? await self.cli(["-p", "\(node.port)", "INFO", "replication"], timeout: .seconds(5))) ?? ""
+                if replication.contains("role:slave"), !replication.contains("master_link_status:up") {
+                    last = replication
                     healthy = false
                     break
                 }
