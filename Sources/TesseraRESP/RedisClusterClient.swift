@@ -171,6 +171,12 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
         return clients
     }
 
+    /// The replicas `CLUSTER SLOTS` listed for the slot's shard (failed replicas are not listed).
+    public func expectedReplicas(routingKey: RESPArgument?) -> Int? {
+        guard let routingKey, let map = self.slotMap else { return nil }
+        return map.shard(forSlot: RedisKeySlot.slot(of: routingKey.bytes.readableBytesView))?.replicas.count
+    }
+
     // MARK: Lifecycle
 
     /// Refreshes the map every `refreshInterval` until graceful shutdown, then closes every pool.

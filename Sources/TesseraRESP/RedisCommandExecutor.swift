@@ -22,6 +22,15 @@ public protocol RedisCommandExecutor: RedisCommandSender {
     /// A client per primary, for what must see the whole keyspace (SCAN) or every node's
     /// messages (subscriptions). One element for a single server or Sentinel.
     func primaries() async throws(RedisError) -> [RedisClient]
+
+    /// How many healthy replicas the deployment's control plane (cluster slot map, Sentinels)
+    /// says the primary serving `routingKey` has; nil when only the primary itself can tell.
+    /// A primary being demoted has lost its replica already while this still counts it.
+    func expectedReplicas(routingKey: RESPArgument?) -> Int?
+}
+
+extension RedisCommandExecutor {
+    public func expectedReplicas(routingKey: RESPArgument?) -> Int? { nil }
 }
 
 /// One leased connection to one node. During a cluster slot migration (`ASK`) it prefixes each

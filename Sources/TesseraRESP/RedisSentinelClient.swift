@@ -28,6 +28,8 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
     private struct State {
         var primary: (address: RedisNodeAddress, client: RedisClient)?
         var sentinelClients: [RedisNodeAddress: RedisClient] = [:]
+        /// Replicas of the primary that the Sentinels do not consider down, at the last lookup.
+        var healthyReplicas: Int?
         var switches = 0
         var isShutdown = false
     }
@@ -105,6 +107,10 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
 
     public func primaries() async throws(RedisError) -> [RedisClient] { [try await self.primaryClient()] }
 
+    /// Replicas the Sentinels list for the primary and do not flag down or disconnected, as of
+    /// the last lookup (every `refreshInterval`, and on every switch).
+    public func expectedReplicas(routingKey: RESPArgument?) -> Int? { state.withLock { $0.healthyReplicas } }
+
     // MARK: Lifecycle
 
     /// Follows `+switch-master` on every Sentinel and asks again every `refreshInterval`,
@@ -181,9 +187,13 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
                 let parts = reply.array, parts.count == 2, let host = parts[0].string, let port = parts[1].string.flatMap({ Int($0) })
             else { continue }
             let address = RedisNodeAddress(host: host, port: port)
+            let replicas = await self.healthyReplicas(asking: client)
             if self.state.withLock({ $0.primary?.address }) == address {
                 // Still the same: make sure it has not been demoted without us hearing of it.
-                if let current = self.state.withLock({ $0.primary?.client }), await Self.isPrimary(current) { return }
+                if let current = self.state.withLock({ $0.primary?.client }), await Self.isPrimary(current) {
+                    if let replicas { self.state.withLock { $0.healthyReplicas = replicas } }
+                    return
+                }
                 continue
             }
             var configuration = self.configuration
@@ -199,6 +209,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
                 let previous = state.primary?.client
                 if previous != nil { state.switches += 1 }
                 state.primary = (address, candidate)
+                state.healthyReplicas = replicas
                 return previous
             }
             self.logger.notice("Redis primary", metadata: ["master": "\(self.masterName)", "address": "\(address)"])
@@ -206,6 +217,23 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
             if let previous { Task { await previous.shutdown() } }
             return
         }
+    }
+
+    /// `SENTINEL replicas <name>`: entries whose flags say neither down nor disconnected.
+    private func healthyReplicas(asking sentinel: RedisClient) async -> Int? {
+        guard let reply = try? await sentinel.send(["SENTINEL", "replicas", RESPArgument(self.masterName)]), let entries = reply.array else {
+            return nil
+        }
+        return entries.filter { entry in
+            let fields: [String: RESPValue]
+            if let map = entry.stringMap {
+                fields = map
+            } else {
+                return false
+            }
+            let flags = fields["flags"]?.string ?? ""
+            return !flags.contains("s_down") && !flags.contains("o_down") && !flags.contains("disconnected")
+        }.count
     }
 
     private static func isPrimary(_ client: RedisClient) async -> Bool {

@@ -1,4 +1,3 @@
-import Synchronization
 import Tessera
 import TesseraRESP
 
@@ -9,25 +8,21 @@ import TesseraRESP
 /// `WAIT <n> <timeout>`; fewer acknowledgements within the timeout fail the operation (the
 /// request answers 503). The revocation may or may not have landed then; retrying it is safe.
 public struct RevocationDurability: Sendable {
-    /// Replicas that must acknowledge; nil means one if the primary has a connected replica
-    /// (asked with `INFO replication` on the same connection) or had one less than
-    /// `replicaMemory` ago in the same replication history, none otherwise.
+    /// Replicas that must acknowledge; nil means one if the primary has a replica, none
+    /// otherwise. "Has" is what the deployment's control plane says (the cluster's slot map,
+    /// the Sentinels' healthy replicas) or, for a single server, `connected_slaves` in
+    /// `INFO replication` asked on the same connection; a replica connected right now always
+    /// counts. The control plane matters while a primary is being demoted: it has lost its
+    /// replica a moment before it stops taking writes, and a logout it took then, unreplicated,
+    /// would vanish; still counted, that logout waits, fails (503) and is retried on the new
+    /// primary.
     public var minimumReplicas: Int?
     /// How long `WAIT` may block.
     public var timeout: Duration
-    /// How long a primary seen with a replica keeps needing one in automatic mode. A primary
-    /// being demoted loses its replica a moment before it stops taking writes; a write it
-    /// took then, unreplicated, would be lost. Remembering the replica makes that write wait
-    /// and fail (503) instead. The memory is per replication ID, which a promoted replica
-    /// (or a restarted server) changes: a primary that lost its only replica in a crash
-    /// failover starts afresh and keeps acknowledging.
-    public var replicaMemory: Duration
-    private let history = ReplicaHistory()
 
-    public init(minimumReplicas: Int?, timeout: Duration = .seconds(1), replicaMemory: Duration = .seconds(60)) {
+    public init(minimumReplicas: Int?, timeout: Duration = .seconds(1)) {
         self.minimumReplicas = minimumReplicas
         self.timeout = timeout
-        self.replicaMemory = replicaMemory
     }
 
     /// One replica if there is one: the default.
@@ -35,14 +30,15 @@ public struct RevocationDurability: Sendable {
     /// Acknowledged as soon as the primary has it.
     public static let primaryOnly = RevocationDurability(minimumReplicas: 0)
 
-    /// Waits for the replicas the write on `connection` needs. Throws when too few answered.
-    func acknowledge(on connection: RedisNodeConnection) async throws(RedisError) {
+    /// Waits for the replicas the write on `connection` needs (`expected`: what the control
+    /// plane says the primary has). Throws when too few answered.
+    func acknowledge(on connection: RedisNodeConnection, expected: Int?) async throws(RedisError) {
         let required: Int
         if let minimumReplicas {
             required = minimumReplicas
         } else {
-            let (replicationID, connected) = Self.replication(try await connection.send(["INFO", "replication"]))
-            required = self.history.needsReplica(replicationID: replicationID, connected: connected, memory: self.replicaMemory) ? 1 : 0
+            let connected = Self.connectedReplicas(try await connection.send(["INFO", "replication"]))
+            required = max(connected, expected ?? 0) > 0 ? 1 : 0
         }
         guard required > 0 else { return }
         let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
@@ -58,31 +54,12 @@ public struct RevocationDurability: Sendable {
         }
     }
 
-    /// `master_replid` and `connected_slaves` from `INFO replication`.
-    static func replication(_ info: RESPValue) -> (id: String, connectedReplicas: Int) {
-        var id = ""
-        var connected = 0
-        for line in (info.string ?? "").split(whereSeparator: \.isNewline) {
-            if line.hasPrefix("master_replid:") { id = String(line.dropFirst("master_replid:".count)) }
-            if line.hasPrefix("connected_slaves:") { connected = Int(line.dropFirst("connected_slaves:".count)) ?? 0 }
+    /// `connected_slaves` from `INFO replication`.
+    static func connectedReplicas(_ info: RESPValue) -> Int {
+        for line in (info.string ?? "").split(whereSeparator: \.isNewline) where line.hasPrefix("connected_slaves:") {
+            return Int(line.dropFirst("connected_slaves:".count)) ?? 0
         }
-        return (id, connected)
-    }
-}
-
-/// When each replication history (a primary's `master_replid`) was last seen with a replica.
-final class ReplicaHistory: Sendable {
-    private let lastSeen = Mutex<[String: ContinuousClock.Instant]>([:])
-
-    func needsReplica(replicationID: String, connected: Int, memory: Duration, now: ContinuousClock.Instant = .now) -> Bool {
-        self.lastSeen.withLock { lastSeen in
-            if connected > 0 {
-                lastSeen[replicationID] = now
-                return true
-            }
-            guard let seen = lastSeen[replicationID] else { return false }
-            return now - seen < memory
-        }
+        return 0
     }
 }
 
@@ -95,11 +72,12 @@ extension RedisBackedStore {
         written: @Sendable (RESPValue) -> Bool = { _ in true }
     ) async throws -> RESPValue {
         let keyArguments = keys.map { RESPArgument($0) }
+        let expected = client.expectedReplicas(routingKey: keyArguments.first)
         do {
             return try await client.withConnection(routingKey: keyArguments.first) {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
                 let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
-                if durability.minimumReplicas != 0, written(reply) { try await durability.acknowledge(on: connection) }
+                if durability.minimumReplicas != 0, written(reply) { try await durability.acknowledge(on: connection, expected: expected) }
                 return reply
             }
         } catch {

@@ -66,16 +66,22 @@ public final class RedisSentinelDeployment: Sendable {
         return primaries.count == 1 ? primaries[0] : nil
     }
 
-    /// Every running replica has its link to the primary up.
+    /// Exactly one running data node is the primary, and every other one is its replica with
+    /// the link up (after a switch, the old primary has been turned into a replica and synced).
     public func waitUntilReplicated(timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            var primaries = 0
             var ready = true
             for server in servers where server.isRunning {
                 let info = (try? await runRedisCLI(["-p", "\(server.port)", "INFO", "replication"], timeout: .seconds(5))) ?? ""
-                if info.contains("role:slave") && !info.contains("master_link_status:up") { ready = false }
+                if info.contains("role:master") {
+                    primaries += 1
+                } else if !info.contains("master_link_status:up") {
+                    ready = false
+                }
             }
-            if ready { return }
+            if ready && primaries == 1 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw RedisServerProcess.Failure(description: "replicas not in sync within \(timeout)")

@@ -10,6 +10,9 @@ final class FailoverLoad: Sendable {
         var user: String
         var session: String
         var at: ContinuousClock.Instant
+        /// Whether the logout found the session live (false: it was answered from a node that
+        /// did not have the session, e.g. a demoted primary).
+        var ended: Bool
     }
 
     let acknowledged = Mutex<[Acknowledged]>([])
@@ -34,8 +37,8 @@ final class FailoverLoad: Sendable {
                         do {
                             try await store.createSession(session)
                             // The logout: acknowledged only once its replica has it.
-                            _ = try await store.revokeSession(id: session.id, userID: user, accessTTL: 900)
-                            self.acknowledged.withLock { $0.append(Acknowledged(user: user, session: session.id, at: .now)) }
+                            let ended = try await store.revokeSession(id: session.id, userID: user, accessTTL: 900)
+                            self.acknowledged.withLock { $0.append(Acknowledged(user: user, session: session.id, at: .now, ended: ended)) }
                             self.successes.withLock { $0.append((.now, user)) }
                         } catch {
                             self.failures.withLock { $0.append(.now) }
@@ -55,11 +58,22 @@ final class FailoverLoad: Sendable {
         return (failures.withLock { $0.filter { $0 > instant }.count }, milliseconds(first.at - instant))
     }
 
+    /// The longest time without a success between `instant` and `end`: how long the event
+    /// kept every worker from completing a login + logout.
+    func longestGap(from instant: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Int64 {
+        let times = [instant] + successes.withLock { $0.map(\.at).filter { $0 > instant && $0 < end } }.sorted() + [end]
+        return zip(times, times.dropFirst()).map { milliseconds($1 - $0) }.max() ?? 0
+    }
+
     /// Acknowledged logouts whose session denial is no longer in force, read through `store`.
     func lostRevocations(_ store: RedisTokenStore) async throws -> Int {
-        var lost = 0
+        try await lost(store).count
+    }
+
+    func lost(_ store: RedisTokenStore) async throws -> [Acknowledged] {
+        var lost: [Acknowledged] = []
         for entry in acknowledged.withLock({ $0 }) where !(try await store.isRevoked(tokenID: "none", sessionID: entry.session, userID: entry.user)) {
-            lost += 1
+            lost.append(entry)
         }
         return lost
     }

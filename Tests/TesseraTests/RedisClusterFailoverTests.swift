@@ -34,6 +34,7 @@ struct RedisClusterFailoverTests {
                 load.recovery(after: killedAt, users: victimUsers) != nil
             }
             try await Task.sleep(for: .seconds(1))
+            let stoppedAt = ContinuousClock.now
             load.stop()
             await running.value
             let recovery = try #require(load.recovery(after: killedAt, users: victimUsers))
@@ -44,7 +45,8 @@ struct RedisClusterFailoverTests {
             }
             print(
                 "cluster failover: acknowledged logouts \(load.acknowledged.withLock { $0.count }) (\(acknowledgedBefore) before the kill), "
-                    + "lost \(lost); kill -9: \(recovery.failed) failed requests, first success on the failed slots after \(recovery.milliseconds) ms"
+                    + "lost \(lost); kill -9: \(recovery.failed) failed requests, first success on the failed slots after \(recovery.milliseconds) ms, "
+                    + "longest time without any success \(load.longestGap(from: killedAt, to: stoppedAt)) ms"
             )
             #expect(lost == 0)
             #expect(acknowledgedBefore > 0)
