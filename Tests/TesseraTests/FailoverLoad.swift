@@ -17,7 +17,8 @@ final class FailoverLoad: Sendable {
 
     let acknowledged = Mutex<[Acknowledged]>([])
     let failures = Mutex<[ContinuousClock.Instant]>([])
-    let successes = Mutex<[(at: ContinuousClock.Instant, user: String)]>([])
+    /// When each successful login + logout started and ended, and for whom.
+    let successes = Mutex<[(started: ContinuousClock.Instant, at: ContinuousClock.Instant, user: String)]>([])
     private let stopped = Atomic<Bool>(false)
 
     /// Runs `workers` loops of login + logout over `users` until `stop()`.
@@ -34,12 +35,13 @@ final class FailoverLoad: Sendable {
                             id: UUID().uuidString, userID: user, rotatedAt: now, createdAt: now, lastUsedAt: now,
                             idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
                         )
+                        let started = ContinuousClock.now
                         do {
                             try await store.createSession(session)
                             // The logout: acknowledged only once its replica has it.
                             let ended = try await store.revokeSession(id: session.id, userID: user, accessTTL: 900)
                             self.acknowledged.withLock { $0.append(Acknowledged(user: user, session: session.id, at: .now, ended: ended)) }
-                            self.successes.withLock { $0.append((.now, user)) }
+                            self.successes.withLock { $0.append((started, .now, user)) }
                         } catch {
                             self.failures.withLock { $0.append(.now) }
                             try? await Task.sleep(for: .milliseconds(20))
@@ -52,9 +54,11 @@ final class FailoverLoad: Sendable {
 
     func stop() { stopped.store(true, ordering: .relaxed) }
 
-    /// The first success after `instant` (for one of `users`, or any), and the failures since.
+    /// The first success of a login + logout started after `instant` (for one of `users`, or
+    /// any), and the failures since.
     func recovery(after instant: ContinuousClock.Instant, users: [String]? = nil) -> (failed: Int, milliseconds: Int64)? {
-        guard let first = successes.withLock({ $0.first { $0.at > instant && (users?.contains($0.user) ?? true) } }) else { return nil }
+        guard let first = successes.withLock({ $0.filter { $0.started > instant && (users?.contains($0.user) ?? true) }.min { $0.at < $1.at } })
+        else { return nil }
         return (failures.withLock { $0.filter { $0 > instant }.count }, milliseconds(first.at - instant))
     }
 

@@ -16,7 +16,13 @@ struct RedisClusterFailoverTests {
         let cluster = try #require(RedisClusterScope.current)
         // Tessera's own command timeout: requests during the failover fail rather than wait long.
         try await withClusterClient(url: cluster.url, commandTimeout: .seconds(2)) { client in
-            let store = RedisTokenStore(client: client, keyPrefix: "fo:", usesServerTime: false, durability: .automatic)
+            // With the local revocation view, subscribed on every primary: it must follow the new
+            // primary and vouch again for a denylist that holds every acknowledged logout.
+            let view = RevocationView(client: client, keyPrefix: "fo:", heartbeatInterval: .milliseconds(100), lease: .seconds(30))
+            let following = Task { try await view.run() }
+            defer { following.cancel() }
+            try await waitUntil("the revocation view is synced on every primary", .seconds(45)) { view.isTrusted }
+            let store = RedisTokenStore(client: client, keyPrefix: "fo:", revocations: view, usesServerTime: false, durability: .automatic)
             let users = (0..<24).map { "user-\($0)" }
             _ = try await client.primaries()
             let map = try #require(client.slotMap)
@@ -39,6 +45,11 @@ struct RedisClusterFailoverTests {
             await running.value
             let recovery = try #require(load.recovery(after: killedAt, users: victimUsers))
 
+            try await waitUntil("the revocation view is synced again", .seconds(45)) { view.isTrusted }
+            let viewMissing = load.acknowledged.withLock { $0 }.filter { entry in
+                view.isRevoked(store.denyKey(entry.user, .session(entry.session))) != true
+            }.count
+            #expect(viewMissing == 0)
             // Every acknowledged logout, read from Redis by a fresh client (no local view).
             let lost = try await withClusterClient(url: cluster.url) { reader in
                 try await load.lostRevocations(RedisTokenStore(client: reader, keyPrefix: "fo:", usesServerTime: false))
