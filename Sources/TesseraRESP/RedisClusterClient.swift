@@ -271,10 +271,7 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
         let client: RedisClient? = self.state.withLock { state in
             if state.isShutdown { return nil }
             if let existing = state.nodes[node] { return existing }
-            var configuration = self.configuration
-            configuration.host = node.host
-            configuration.port = node.port
-            let client = RedisClient(configuration: configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+            let client = RedisClient(configuration: self.configuration.at(node), eventLoopGroup: self.eventLoopGroup, logger: self.logger)
             state.nodes[node] = client
             return client
         }

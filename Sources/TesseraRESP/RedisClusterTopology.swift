@@ -22,6 +22,16 @@ public struct RedisNodeAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
+extension RedisConfiguration {
+    /// The same settings for the node at `address`.
+    public func at(_ address: RedisNodeAddress) -> RedisConfiguration {
+        var configuration = self
+        configuration.host = address.host
+        configuration.port = address.port
+        return configuration
+    }
+}
+
 /// Which primary serves each of the 16384 slots, and the replicas of each primary, as
 /// `CLUSTER SLOTS` reported it (patched by `MOVED` redirections in between).
 public struct RedisClusterSlotMap: Sendable, Hashable {

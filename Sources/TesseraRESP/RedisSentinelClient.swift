@@ -117,9 +117,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
     /// until graceful shutdown; then closes every pool.
     public func run() async throws {
         let subscriptions = self.sentinels.map { sentinel in
-            var configuration = self.sentinelConfiguration
-            configuration.host = sentinel.host
-            configuration.port = sentinel.port
+            var configuration = self.sentinelConfiguration.at(sentinel)
             configuration.protocolVersion = .resp3
             return RedisSubscription(
                 configuration: configuration, channels: ["+switch-master"], heartbeatInterval: .seconds(1),
@@ -196,10 +194,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
                 }
                 continue
             }
-            var configuration = self.configuration
-            configuration.host = address.host
-            configuration.port = address.port
-            let candidate = RedisClient(configuration: configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+            let candidate = RedisClient(configuration: self.configuration.at(address), eventLoopGroup: self.eventLoopGroup, logger: self.logger)
             guard await Self.isPrimary(candidate) else {
                 await candidate.shutdown()
                 continue
@@ -245,10 +240,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
         self.state.withLock { state in
             if state.isShutdown { return nil }
             if let existing = state.sentinelClients[address] { return existing }
-            var configuration = self.sentinelConfiguration
-            configuration.host = address.host
-            configuration.port = address.port
-            let client = RedisClient(configuration: configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+            let client = RedisClient(configuration: self.sentinelConfiguration.at(address), eventLoopGroup: self.eventLoopGroup, logger: self.logger)
             state.sentinelClients[address] = client
             return client
         }
