@@ -28,7 +28,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
     private struct State {
         var primary: (address: RedisNodeAddress, client: RedisClient)?
         var sentinelClients: [RedisNodeAddress: RedisClient] = [:]
-        /// Replicas of the primary that the Sentinels do not consider down, at the last lookup.
+        /// Replicas of the primary that the Sentinels do not flag down, at the last lookup.
         var healthyReplicas: Int?
         var switches = 0
         var isShutdown = false
@@ -214,19 +214,13 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
         }
     }
 
-    /// `SENTINEL replicas <name>`: entries whose flags say neither down nor disconnected.
+    /// `SENTINEL replicas <name>`: how many are not flagged down or disconnected.
     private func healthyReplicas(asking sentinel: RedisClient) async -> Int? {
         guard let reply = try? await sentinel.send(["SENTINEL", "replicas", RESPArgument(self.masterName)]), let entries = reply.array else {
             return nil
         }
         return entries.filter { entry in
-            let fields: [String: RESPValue]
-            if let map = entry.stringMap {
-                fields = map
-            } else {
-                return false
-            }
-            let flags = fields["flags"]?.string ?? ""
+            let flags = entry.stringMap?["flags"]?.string ?? "s_down"
             return !flags.contains("s_down") && !flags.contains("o_down") && !flags.contains("disconnected")
         }.count
     }

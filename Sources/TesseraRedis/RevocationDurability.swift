@@ -1,3 +1,4 @@
+import Synchronization
 import Tessera
 import TesseraRESP
 
@@ -9,20 +10,25 @@ import TesseraRESP
 /// request answers 503). The revocation may or may not have landed then; retrying it is safe.
 public struct RevocationDurability: Sendable {
     /// Replicas that must acknowledge; nil means one if the primary has a replica, none
-    /// otherwise. "Has" is what the deployment's control plane says (the cluster's slot map,
-    /// the Sentinels' healthy replicas) or, for a single server, `connected_slaves` in
-    /// `INFO replication` asked on the same connection; a replica connected right now always
-    /// counts. The control plane matters while a primary is being demoted: it has lost its
-    /// replica a moment before it stops taking writes, and a logout it took then, unreplicated,
-    /// would vanish; still counted, that logout waits, fails (503) and is retried on the new
-    /// primary.
+    /// otherwise. It has one when `INFO replication` on the same connection shows one
+    /// connected, or when it showed one less than `replicaMemory` ago in the same replication
+    /// history (`master_replid`) and the control plane (cluster slot map, Sentinels) still
+    /// lists a healthy replica. The memory matters while a primary is being demoted: it has
+    /// lost its replica a moment before it stops taking writes, and a logout it took then,
+    /// unreplicated, would vanish with the switch; remembered, that logout waits, fails (503)
+    /// and is retried on the new primary. A promoted replica has a new replication ID, and a
+    /// primary whose only replica the control plane reports down forgets it: both acknowledge
+    /// alone until a replica connects.
     public var minimumReplicas: Int?
     /// How long `WAIT` may block.
     public var timeout: Duration
+    public var replicaMemory: Duration
+    private let history = ReplicaHistory()
 
-    public init(minimumReplicas: Int?, timeout: Duration = .seconds(1)) {
+    public init(minimumReplicas: Int?, timeout: Duration = .seconds(1), replicaMemory: Duration = .seconds(60)) {
         self.minimumReplicas = minimumReplicas
         self.timeout = timeout
+        self.replicaMemory = replicaMemory
     }
 
     /// One replica if there is one: the default.
@@ -37,8 +43,9 @@ public struct RevocationDurability: Sendable {
         if let minimumReplicas {
             required = minimumReplicas
         } else {
-            let connected = Self.connectedReplicas(try await connection.send(["INFO", "replication"]))
-            required = max(connected, expected ?? 0) > 0 ? 1 : 0
+            let (replicationID, connected) = Self.replication(try await connection.send(["INFO", "replication"]))
+            let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
+            required = connected > 0 || (remembered && (expected ?? 1) > 0) ? 1 : 0
         }
         guard required > 0 else { return }
         let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
@@ -54,12 +61,31 @@ public struct RevocationDurability: Sendable {
         }
     }
 
-    /// `connected_slaves` from `INFO replication`.
-    static func connectedReplicas(_ info: RESPValue) -> Int {
-        for line in (info.string ?? "").split(whereSeparator: \.isNewline) where line.hasPrefix("connected_slaves:") {
-            return Int(line.dropFirst("connected_slaves:".count)) ?? 0
+    /// `master_replid` and `connected_slaves` from `INFO replication`.
+    static func replication(_ info: RESPValue) -> (id: String, connectedReplicas: Int) {
+        var id = ""
+        var connected = 0
+        for line in (info.string ?? "").split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("master_replid:") { id = String(line.dropFirst("master_replid:".count)) }
+            if line.hasPrefix("connected_slaves:") { connected = Int(line.dropFirst("connected_slaves:".count)) ?? 0 }
         }
-        return 0
+        return (id, connected)
+    }
+}
+
+/// When each replication history (a primary's `master_replid`) last had a connected replica.
+final class ReplicaHistory: Sendable {
+    private let lastSeen = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    func recentlyHadReplica(_ replicationID: String, connected: Int, memory: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        self.lastSeen.withLock { lastSeen in
+            if connected > 0 {
+                lastSeen[replicationID] = now
+                return true
+            }
+            guard let seen = lastSeen[replicationID] else { return false }
+            return now - seen < memory
+        }
     }
 }
 

@@ -62,6 +62,11 @@ final class FailoverLoad: Sendable {
         return (failures.withLock { $0.filter { $0 > instant }.count }, milliseconds(first.at - instant))
     }
 
+    /// Failed logins or logouts between two instants.
+    func failures(from start: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Int {
+        failures.withLock { $0.filter { $0 > start && $0 < end }.count }
+    }
+
     /// The longest time without a success between `instant` and `end`: how long the event
     /// kept every worker from completing a login + logout.
     func longestGap(from instant: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Int64 {
@@ -74,10 +79,15 @@ final class FailoverLoad: Sendable {
         try await lost(store).count
     }
 
+    /// A logout is lost when its denial is gone although it ended the session, or when the
+    /// session is live again. (A logout that found no session, because the login landed on a
+    /// primary that was being demoted and vanished with it, leaves nothing to deny; in the
+    /// service the logout also denies the presented access token.)
     func lost(_ store: RedisTokenStore) async throws -> [Acknowledged] {
         var lost: [Acknowledged] = []
         for entry in acknowledged.withLock({ $0 }) where !(try await store.isRevoked(tokenID: "none", sessionID: entry.session, userID: entry.user)) {
-            lost.append(entry)
+            let live = try await store.session(id: entry.session, userID: entry.user) != nil
+            if entry.ended || live { lost.append(entry) }
         }
         return lost
     }

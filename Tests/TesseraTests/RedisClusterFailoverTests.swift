@@ -56,7 +56,7 @@ struct RedisClusterFailoverTests {
             }
             print(
                 "cluster failover: acknowledged logouts \(load.acknowledged.withLock { $0.count }) (\(acknowledgedBefore) before the kill), "
-                    + "lost \(lost); kill -9: \(recovery.failed) failed requests, first success on the failed slots after \(recovery.milliseconds) ms, "
+                    + "lost \(lost); kill -9: \(load.failures(from: killedAt, to: stoppedAt)) failed requests, first success on the failed slots after \(recovery.milliseconds) ms, "
                     + "longest time without any success \(load.longestGap(from: killedAt, to: stoppedAt)) ms"
             )
             #expect(lost == 0)

@@ -10,10 +10,23 @@ import Testing
 /// cannot undo a logout that was answered.
 @Suite("Revocations wait for replicas")
 struct RevocationDurabilityTests {
+    @Test func aPrimarySeenWithAReplicaKeepsNeedingOneForAWhile() {
+        let history = ReplicaHistory()
+        let start = ContinuousClock.now
+        #expect(!history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start))
+        #expect(history.recentlyHadReplica("a", connected: 1, memory: .seconds(60), now: start))
+        // The replica just left (a demotion in progress): still remembered.
+        #expect(history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start + .seconds(59)))
+        #expect(!history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start + .seconds(61)))
+        // A promoted replica has a replication ID of its own.
+        #expect(!history.recentlyHadReplica("b", connected: 0, memory: .seconds(60), now: start + .seconds(1)))
+    }
+
     @Test func infoReplicationIsRead() {
         let info: RESPValue = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nmaster_replid:abc123\r\n"
-        #expect(RevocationDurability.connectedReplicas(info) == 2)
-        #expect(RevocationDurability.connectedReplicas("# Replication\r\nrole:master\r\n") == 0)
+        #expect(RevocationDurability.replication(info).connectedReplicas == 2)
+        #expect(RevocationDurability.replication(info).id == "abc123")
+        #expect(RevocationDurability.replication("# Replication\r\nrole:master\r\n").connectedReplicas == 0)
     }
 
     @Test func aLogoutIsAcknowledgedOnlyOnceTheReplicaHasIt() async throws {
