@@ -107,7 +107,7 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
 
     public func primaries() async throws(RedisError) -> [RedisClient] { [try await self.primaryClient()] }
 
-    /// Replicas the Sentinels list for the primary and do not flag down or disconnected, as of
+    /// Replicas the Sentinels list for the primary and do not flag down, as of
     /// the last lookup (every `refreshInterval`, and on every switch).
     public func expectedReplicas(routingKey: RESPArgument?) -> Int? { state.withLock { $0.healthyReplicas } }
 
@@ -214,14 +214,16 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
         }
     }
 
-    /// `SENTINEL replicas <name>`: how many are not flagged down or disconnected.
+    /// `SENTINEL replicas <name>`: how many are not flagged down (subjectively or objectively).
+    /// `disconnected` is not counted as down: it is how a Sentinel's own link looks for a
+    /// moment during a switch (the promoted node drops its clients), not a dead replica.
     private func healthyReplicas(asking sentinel: RedisClient) async -> Int? {
         guard let reply = try? await sentinel.send(["SENTINEL", "replicas", RESPArgument(self.masterName)]), let entries = reply.array else {
             return nil
         }
         return entries.filter { entry in
             let flags = entry.stringMap?["flags"]?.string ?? "s_down"
-            return !flags.contains("s_down") && !flags.contains("o_down") && !flags.contains("disconnected")
+            return !flags.contains("s_down") && !flags.contains("o_down")
         }.count
     }
 
