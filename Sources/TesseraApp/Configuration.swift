@@ -23,6 +23,11 @@ public struct ServerConfiguration: Sendable {
     public var redisFallbackJournal: String?
     /// Connect and command timeout for Redis, in seconds.
     public var redisTimeout: Double = 2
+    /// Replicas every revocation waits for (`WAIT`) before it is acknowledged: `auto` (one
+    /// when the primary has a replica, else none) or a number (0 turns the wait off).
+    public var redisMinReplicasAcked = "auto"
+    /// How long a revocation waits for those replicas before the request answers 503, in seconds.
+    public var redisReplicaAckTimeout: Double = 1
     /// Signing and refresh keys. nil: `tessera.key` beside the SQLite database.
     public var keyFile: String?
     /// How often a running instance checks whether the key files changed, in seconds.

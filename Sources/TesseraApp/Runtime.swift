@@ -94,24 +94,27 @@ public struct TesseraRuntime: Sendable {
             tokenDescription = "memory"
         case .redis:
             let fallbackPolicy = try RedisFallbackPolicy(configuration.redisFallback)
-            var redis: RedisConfiguration
+            var deployment: RedisDeployment
             do {
-                redis = try RedisConfiguration(url: configuration.redisURL)
+                deployment = try RedisDeployment(url: configuration.redisURL)
             } catch {
                 throw ConfigurationError("bad Redis URL: \(error)")
             }
             guard configuration.redisTimeout > 0 else { throw ConfigurationError("Redis timeout must be positive") }
             let timeout = Duration.milliseconds(Int64(configuration.redisTimeout * 1000))
-            redis.commandTimeout = timeout
-            redis.connectTimeout = timeout
-            redis.acquireTimeout = timeout
-            redis.clientName = "tessera"
-            let client = RedisClient(configuration: redis, logger: logger)
+            deployment.configuration.commandTimeout = timeout
+            deployment.configuration.connectTimeout = timeout
+            deployment.configuration.acquireTimeout = timeout
+            deployment.configuration.clientName = "tessera"
+            let durability = try revocationDurability(configuration)
+            let client = deployment.makeClient(logger: logger)
             services.append(client)
             let revocations = configuration.localRevocations
                 ? RevocationView(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, logger: logger) : nil
             if let revocations { services.append(revocations) }
-            let store = RedisTokenStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, revocations: revocations)
+            let store = RedisTokenStore(
+                client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock, revocations: revocations, durability: durability
+            )
             let sharedLimits = RedisRateLimitStore(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
             if let revocations {
                 // Per instance, fed by the view's channel: no Redis command to read a cached user.
@@ -122,7 +125,8 @@ public struct TesseraRuntime: Sendable {
             } else {
                 userCache = RedisUserCache(client: client, keyPrefix: configuration.redisKeyPrefix, clock: clock)
             }
-            tokenDescription = "redis \(redis)" + (revocations == nil ? "" : ", local revocations")
+            tokenDescription = "redis \(deployment)" + (revocations == nil ? "" : ", local revocations")
+                + ", revocations acknowledged by \(durability.minimumReplicas.map { "\($0)" } ?? "auto") replicas"
             switch fallbackPolicy {
             case .none:
                 tokens = metrics.measuring(store, tracer: tracer)
@@ -220,6 +224,20 @@ public struct TesseraRuntime: Sendable {
                 + (security.notificationSpool.map { " (spool \($0))" } ?? "")
                 + (configuration.tracing == nil ? "" : ", traces: OTLP/HTTP")
         )
+    }
+
+    /// `--redis-min-replicas-acked` and `--redis-replica-ack-timeout`.
+    static func revocationDurability(_ configuration: ServerConfiguration) throws -> RevocationDurability {
+        guard configuration.redisReplicaAckTimeout > 0 else { throw ConfigurationError("the replica acknowledgement timeout must be positive") }
+        let timeout = Duration.milliseconds(Int64((configuration.redisReplicaAckTimeout * 1000).rounded(.up)))
+        switch configuration.redisMinReplicasAcked.lowercased() {
+        case "auto": return RevocationDurability(minimumReplicas: nil, timeout: timeout)
+        case let text:
+            guard let count = Int(text), count >= 0 else {
+                throw ConfigurationError("--redis-min-replicas-acked must be auto or a number of replicas, not '\(text.prefix(16))'")
+            }
+            return RevocationDurability(minimumReplicas: count, timeout: timeout)
+        }
     }
 
     static func encryptionKeys(

@@ -5,7 +5,7 @@ import TesseraRESP
 /// What every Redis-backed store shares: a client and the mapping of its failures to
 /// `StoreError`, so that an unreachable Redis is never mistaken for "absent".
 protocol RedisBackedStore: Sendable {
-    var client: RedisClient { get }
+    var client: any RedisCommandExecutor { get }
     var backendName: String { get }
 }
 

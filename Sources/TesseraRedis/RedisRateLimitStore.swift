@@ -8,12 +8,12 @@ import TesseraRESP
 /// decided against the injected clock inside one script; Redis TTLs, set to the same instant,
 /// only free the memory. See docs/REDIS.md.
 public struct RedisRateLimitStore: RateLimitStore, RedisBackedStore {
-    public let client: RedisClient
+    public let client: any RedisCommandExecutor
     public let keyPrefix: String
     let clock: any TesseraClock
     public let backendName = "redis"
 
-    public init(client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
+    public init(client: any RedisCommandExecutor, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock()) {
         self.client = client
         self.keyPrefix = keyPrefix
         self.clock = clock

@@ -6,6 +6,8 @@ import TesseraRESP
 /// then reads the expiry of each session, denylist entry and one-time token in one pipeline per
 /// batch and compares it with the injected clock. O(keys in the database): meant for the admin
 /// endpoint, never for a request path. SCAN may return a key twice; keys are de-duplicated.
+/// On a Redis Cluster every primary is scanned, and each key is read through the cluster
+/// client, on the node that holds it now.
 extension RedisTokenStore {
     public func statistics() async throws -> TokenStoreStatistics {
         let now = clock.now().timeIntervalSince1970
@@ -24,19 +26,33 @@ extension RedisTokenStore {
         return statistics
     }
 
-    /// Every key matching `pattern`, batch by batch (SCAN, COUNT 1000), each key once (SCAN may
-    /// return a key twice).
+    /// Every key matching `pattern`, batch by batch (SCAN, COUNT 1000) on every primary (one on
+    /// a single server, each shard's on a cluster), each key once (SCAN may return a key twice).
     func scan(matching pattern: String, _ body: ([String]) async throws -> Void) async throws {
+        let nodes: [RedisClient]
+        do {
+            nodes = try await client.primaries()
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
         var seen = Set<String>()
-        var cursor = "0"
-        repeat {
-            let reply = try await send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
-                throw malformed("SCAN")
-            }
-            cursor = next
-            try await body(batch.compactMap(\.string).filter { seen.insert($0).inserted })
-        } while cursor != "0"
+        for node in nodes {
+            var cursor = "0"
+            repeat {
+                let reply: RESPValue
+                do {
+                    reply = try await node.send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
+                } catch {
+                    throw StoreError(backend: backendName, message: "\(error)")
+                }
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
+                    throw malformed("SCAN")
+                }
+                cursor = next
+                // Read back through the executor: a key migrated since the SCAN is read where it now lives.
+                try await body(batch.compactMap(\.string).filter { seen.insert($0).inserted })
+            } while cursor != "0"
+        }
     }
 
     private struct StatisticsEntry {

@@ -10,7 +10,7 @@ import TesseraRESP
 /// Expiry is also checked against the injected clock inside each script, so answers never
 /// depend on when Redis happens to evict a key.
 public struct RedisTokenStore: TokenStore, RedisBackedStore {
-    public let client: RedisClient
+    public let client: any RedisCommandExecutor
     public let keyPrefix: String
     let clock: any TesseraClock
     public let backendName = "redis"
@@ -20,6 +20,9 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     /// Rotations are dated by Redis's clock when the script runs (`TIME`), not by `clock` when
     /// the request was sent.
     public let usesServerTime: Bool
+    /// Whether revocations wait for replicas before they are acknowledged (see
+    /// `RevocationDurability`).
+    public let durability: RevocationDurability
 
     /// - Parameters:
     ///   - keyPrefix: prepended to every key, e.g. `tessera:`; lets several deployments share
@@ -27,9 +30,10 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     ///   - revocations: a view made with the same client and key prefix (run it as a service).
     ///   - usesServerTime: date rotations by Redis's clock at the moment they are applied;
     ///     default: when `clock` is the system clock (a test's manual clock keeps control).
+    ///   - durability: replicas each revocation waits for; by default one when there is one.
     public init(
-        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
-        revocations: RevocationView? = nil, usesServerTime: Bool? = nil
+        client: any RedisCommandExecutor, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
+        revocations: RevocationView? = nil, usesServerTime: Bool? = nil, durability: RevocationDurability = .automatic
     ) {
         precondition(revocations.map { $0.keyPrefix == keyPrefix } ?? true, "the revocation view must use the store's key prefix")
         self.client = client
@@ -37,6 +41,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         self.clock = clock
         self.revocations = revocations
         self.usesServerTime = usesServerTime ?? (clock is SystemClock)
+        self.durability = durability
     }
 
     /// Fed by the revocation channel through the view, so denials written by every instance
@@ -95,7 +100,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
 
     public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
         let now = clock.now()
-        let reply = try await run(
+        // Only a detected re-use writes a revocation; ordinary rotations do not wait for replicas.
+        let reply = try await runRevocation(
             RedisScripts.rotate,
             keys: [
                 sessionKey(request.userID, request.sessionID), indexKey(request.userID),
@@ -108,7 +114,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(request.userAgent ?? ""), .init(request.ipAddress ?? ""), .init(request.sessionID),
                 .init(revocationChannel), .init(String(request.idleTTL)), .init(String(request.revokedAccessTTL)),
                 .init(usesServerTime ? "1" : "0"),
-            ]
+            ],
+            durability: durability, written: { $0.array?.first?.string == "reused" }
         )
         let parts = reply.array ?? []
         switch parts.first?.string {
@@ -130,13 +137,14 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
 
     public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
         let now = clock.now()
-        let reply = try await run(
+        let reply = try await runRevocation(
             RedisScripts.revokeSession,
             keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id)],
             [
                 .init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
                 .init(revocationChannel),
-            ]
+            ],
+            durability: durability, written: { $0.int == 1 }
         )
         if reply.int == 1 {
             revocations?.record(key: denyKey(userID, .session(id)), until: now.addingTimeInterval(accessTTL))
@@ -146,13 +154,14 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
 
     public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
         let now = clock.now()
-        let reply = try await run(
+        let reply = try await runRevocation(
             RedisScripts.revokeAllSessions,
             keys: [indexKey(userID)],
             [
                 .init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID)),
                 .init(revocationChannel),
-            ]
+            ],
+            durability: durability, written: { ($0.array?.count ?? 0) > 1 }
         )
         let parts = reply.array ?? []
         for sid in parts.dropFirst().compactMap(\.string) {
@@ -163,7 +172,9 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
 
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         guard until > clock.now() else { return }
-        try await run(RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until)), .init(revocationChannel)])
+        try await runRevocation(
+            RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until)), .init(revocationChannel)], durability: durability
+        )
         revocations?.record(key: denyKey(userID, key), until: until)
     }
 

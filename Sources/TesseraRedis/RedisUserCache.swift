@@ -8,7 +8,7 @@ import TesseraRESP
 /// password hash, never the sealed TOTP secret. Expires at `exp` (checked against the injected
 /// clock on read, and as the key's TTL).
 public struct RedisUserCache: UserCache, RedisBackedStore {
-    public let client: RedisClient
+    public let client: any RedisCommandExecutor
     public let keyPrefix: String
     let clock: any TesseraClock
     public let backendName = "redis"
@@ -16,7 +16,7 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     public let invalidationChannel: String?
 
     public init(
-        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(), invalidationChannel: String? = nil
+        client: any RedisCommandExecutor, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(), invalidationChannel: String? = nil
     ) {
         self.client = client
         self.keyPrefix = keyPrefix

@@ -11,11 +11,15 @@ import TesseraRESP
 ///
 /// - Every revocation script `PUBLISH`es `"<until> <deny key>"` on `<prefix>revocations`,
 ///   atomically with its write; the view applies each message as it arrives.
-/// - After every (re)subscription it loads every `<prefix>…:deny:*` key by SCAN + MGET. It is
-///   *synced* once that load has finished on a connection that is still subscribed.
-/// - It answers only while synced **and** a heartbeat on the subscription connection, sent less
-///   than `lease` ago, has come back (proof that no message is stuck or lost). Otherwise
-///   `isRevoked` returns nil and `RedisTokenStore` asks Redis, as it would without a view.
+/// - It subscribes on every primary (one on a single server or behind Sentinel, each primary of
+///   a Redis Cluster, where a message published on one node reaches the others late or not at
+///   all), and follows the set of primaries as it changes (failover).
+/// - After every (re)subscription on any node it loads every `<prefix>…:deny:*` key by SCAN on
+///   every primary, then GET. It is *synced* once that load has finished while every node is
+///   still subscribed.
+/// - It answers only while synced **and** a heartbeat on every node's subscription connection,
+///   sent less than `lease` ago, has come back (proof that no message is stuck or lost).
+///   Otherwise `isRevoked` returns nil and `RedisTokenStore` asks Redis, as it would without a view.
 /// - Entries live until their `until` (the last access token they cover expires), so the view
 ///   is as small as the live denylist.
 ///
@@ -27,7 +31,7 @@ public final class RevocationView: Sendable, Service {
     private let invalidationHandlers = Mutex<[@Sendable (String) -> Void]>([])
     /// How long a heartbeat answer keeps the view trusted.
     public let lease: Duration
-    private let client: RedisClient
+    private let client: any RedisCommandExecutor
     let clock: any TesseraClock
     private let logger: Logger
     private let shards: [Shard]
@@ -38,7 +42,8 @@ public final class RevocationView: Sendable, Service {
     private let origin = ContinuousClock.now
     private let resyncRequests: AsyncStream<Int>
     private let resyncContinuation: AsyncStream<Int>.Continuation
-    private let subscriptionBox = Mutex<RedisSubscription?>(nil)
+    private let subscriptions = Mutex<[RedisSubscription]>([])
+    private let heartbeatInterval: Duration
     /// Every denial this view learns (from any instance), for the revocation stream. Live only
     /// while the view is trusted; ended whenever the subscription is lost or renewed.
     public let feed = RevocationFeed()
@@ -48,20 +53,36 @@ public final class RevocationView: Sendable, Service {
     }
 
     private struct SyncState {
-        /// The subscription connection the view currently follows, if subscribed.
-        var connection: Int?
+        /// Bumped whenever the set of primaries (and so of subscriptions) is replaced.
+        var generation = 0
+        /// Per primary of this generation, by address.
+        var nodes: [String: NodeState] = [:]
+        /// Bumped by every (re)subscription: a load counts only if none happened meanwhile.
+        var epoch = 0
         var synced = false
-        /// Latest instant by which every published message is known to have arrived.
-        var lastProof: ContinuousClock.Instant?
         var resyncs = 0
+
+        var allSubscribed: Bool { !nodes.isEmpty && nodes.values.allSatisfy { $0.connection != nil } }
+
+        /// Latest instant by which every message published on every node is known to have arrived.
+        var proof: ContinuousClock.Instant? {
+            guard allSubscribed else { return nil }
+            return nodes.values.compactMap(\.lastProof).min()
+        }
+    }
+
+    private struct NodeState {
+        /// The subscription connection the view currently follows on this node, if subscribed.
+        var connection: Int?
+        var lastProof: ContinuousClock.Instant?
     }
 
     /// - Parameters:
-    ///   - client: the pool used for the (re)load; the subscription has its own connection,
-    ///     opened with `client.configuration`.
+    ///   - client: what the (re)load reads through; the subscriptions have connections of
+    ///     their own, one per primary, opened with that primary's client configuration.
     ///   - keyPrefix: the same prefix as the `RedisTokenStore` this view serves.
     public init(
-        client: RedisClient, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
+        client: any RedisCommandExecutor, keyPrefix: String = "tessera:", clock: any TesseraClock = SystemClock(),
         heartbeatInterval: Duration = .milliseconds(250), lease: Duration = .seconds(1), shardCount: Int = 16,
         logger: Logger = Logger(label: "tessera.revocations")
     ) {
@@ -73,17 +94,9 @@ public final class RevocationView: Sendable, Service {
         self.logger = logger
         self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
         (self.resyncRequests, self.resyncContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
-        var subscriptionConfiguration = client.configuration
-        subscriptionConfiguration.protocolVersion = .resp3
-        if let name = subscriptionConfiguration.clientName { subscriptionConfiguration.clientName = name + "-revocations" }
-        let subscription = RedisSubscription(
-            configuration: subscriptionConfiguration, channels: [self.channel], heartbeatInterval: heartbeatInterval, logger: logger
-        ) { [weak self] event in self?.handle(event) }
-        self.subscriptionBox.withLock { $0 = subscription }
+        self.heartbeatInterval = heartbeatInterval
         self.feed.setLiveness { [weak self] in self?.isTrusted ?? false }
     }
-
-    private var subscription: RedisSubscription { subscriptionBox.withLock { $0! } }
 
     // MARK: Answers
 
@@ -142,22 +155,21 @@ public final class RevocationView: Sendable, Service {
         }
     }
 
-    /// Drops the subscription connection; the view falls back to Redis until it has reloaded.
+    /// Drops every subscription connection; the view falls back to Redis until it has reloaded.
     public func dropSubscription() async {
-        await self.subscription.dropConnection()
+        for subscription in self.subscriptions.withLock({ $0 }) { await subscription.dropConnection() }
     }
 
     // MARK: Service
 
     /// Runs the subscription, the loads it asks for and the expiry sweep, until shutdown.
     public func run() async throws {
-        let subscription = self.subscription
         await withDiscardingTaskGroup { group in
-            group.addTask { try? await subscription.run() }
+            group.addTask { await self.followPrimaries() }
             group.addTask {
                 try? await cancelWhenGracefulShutdown {
-                    for await connection in self.resyncRequests {
-                        await self.resync(connection)
+                    for await epoch in self.resyncRequests {
+                        await self.resync(epoch)
                     }
                 }
             }
@@ -176,56 +188,118 @@ public final class RevocationView: Sendable, Service {
         }
     }
 
+    // MARK: Subscriptions
+
+    /// Keeps one subscription per primary, replacing them all when the set of primaries changes.
+    private func followPrimaries() async {
+        var current: [String] = []
+        var running: Task<Void, Never>?
+        while !Task.isCancelled {
+            if let primaries = try? await self.client.primaries() {
+                let addresses = primaries.map { Self.address($0.configuration) }
+                if addresses != current {
+                    running?.cancel()
+                    await running?.value
+                    running = self.subscribe(primaries, addresses: addresses)
+                    current = addresses
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        running?.cancel()
+        await running?.value
+    }
+
+    private func subscribe(_ primaries: [RedisClient], addresses: [String]) -> Task<Void, Never> {
+        let generation = self.sync.withLock { state in
+            state.generation += 1
+            state.nodes = Dictionary(uniqueKeysWithValues: addresses.map { ($0, NodeState()) })
+            state.synced = false
+            return state.generation
+        }
+        self.trustedUntil.store(0, ordering: .releasing)
+        self.feed.interrupt()
+        let subscriptions = zip(primaries, addresses).map { client, address in
+            var configuration = client.configuration
+            configuration.protocolVersion = .resp3
+            if let name = configuration.clientName { configuration.clientName = name + "-revocations" }
+            return RedisSubscription(
+                configuration: configuration, channels: [self.channel], heartbeatInterval: self.heartbeatInterval, logger: self.logger
+            ) { [weak self] event in self?.handle(event, node: address, generation: generation) }
+        }
+        self.subscriptions.withLock { $0 = subscriptions }
+        if addresses.count > 1 {
+            self.logger.info("revocation view subscribes on every primary", metadata: ["primaries": "\(addresses.joined(separator: ","))"])
+        }
+        return Task {
+            await withDiscardingTaskGroup { group in
+                for subscription in subscriptions { group.addTask { try? await subscription.run() } }
+            }
+        }
+    }
+
+    private static func address(_ configuration: RedisConfiguration) -> String {
+        RedisNodeAddress(host: configuration.host, port: configuration.port).description
+    }
+
     // MARK: Events
 
-    private func handle(_ event: RedisSubscription.Event) {
+    private func handle(_ event: RedisSubscription.Event, node: String, generation: Int) {
         switch event {
         case .message(let channel, let payload):
             guard channel == self.channel else { return }
             self.apply(payload)
         case .subscribed(let connection, let at):
-            self.sync.withLock { state in
-                state.connection = connection
+            let epoch: Int? = self.sync.withLock { state in
+                guard state.generation == generation, state.nodes[node] != nil else { return nil }
+                state.nodes[node] = NodeState(connection: connection, lastProof: at)
                 state.synced = false
-                state.lastProof = at
+                state.epoch += 1
+                return state.epoch
             }
+            guard let epoch else { return }
             self.trustedUntil.store(0, ordering: .releasing)
             // Messages may have been missed before this subscription: streams start again.
             self.feed.interrupt()
-            self.resyncContinuation.yield(connection)
+            self.resyncContinuation.yield(epoch)
         case .heartbeat(let connection, let sentAt):
             self.sync.withLock { state in
-                guard state.connection == connection else { return }
-                state.lastProof = sentAt
-                if state.synced { self.trust(until: sentAt + self.lease) }
+                guard state.generation == generation, state.nodes[node]?.connection == connection else { return }
+                state.nodes[node]?.lastProof = sentAt
+                if state.synced, let proof = state.proof { self.trust(until: proof + self.lease) }
             }
         case .disconnected(let connection):
-            self.sync.withLock { state in
-                guard state.connection == connection else { return }
-                state.connection = nil
+            let lost = self.sync.withLock { state in
+                guard state.generation == generation, state.nodes[node]?.connection == connection else { return false }
+                state.nodes[node]?.connection = nil
                 state.synced = false
                 self.trustedUntil.store(0, ordering: .releasing)
+                return true
             }
+            guard lost else { return }
             self.feed.interrupt()
-            self.logger.warning("revocation subscription lost; checking revocations in Redis until resynchronised")
+            self.logger.warning(
+                "revocation subscription lost; checking revocations in Redis until resynchronised", metadata: ["node": "\(node)"]
+            )
         }
     }
 
-    /// Loads every deny key; marks the view synced if `connection` stayed subscribed meanwhile.
-    private func resync(_ connection: Int) async {
+    /// Loads every deny key; marks the view synced if no node re-subscribed or dropped meanwhile.
+    private func resync(_ epoch: Int) async {
         var attempt = 0
         while !Task.isCancelled {
-            guard self.sync.withLock({ $0.connection == connection }) else { return }
+            guard self.sync.withLock({ $0.epoch == epoch && $0.allSubscribed }) else { return }
             do {
                 let loaded = try await self.load()
-                self.sync.withLock { state in
-                    guard state.connection == connection else { return }
+                let synced = self.sync.withLock { state in
+                    guard state.epoch == epoch, state.allSubscribed else { return false }
                     state.synced = true
                     state.resyncs += 1
                     self.resyncTotal.add(1, ordering: .releasing)
-                    if let proof = state.lastProof { self.trust(until: proof + self.lease) }
+                    if let proof = state.proof { self.trust(until: proof + self.lease) }
+                    return true
                 }
-                self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)"])
+                if synced { self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)"]) }
                 return
             } catch {
                 attempt += 1
@@ -235,28 +309,31 @@ public final class RevocationView: Sendable, Service {
         }
     }
 
-    /// SCAN for the deny keys, MGET their values. Returns how many were found.
+    /// SCAN every primary for the deny keys, GET their values (routed by key, so a key in
+    /// another slot than its neighbours is read where it lives). Returns how many were found.
     func load() async throws -> Int {
         let pattern = Self.globEscaped(self.keyPrefix) + "*:deny:*"
-        var cursor = "0"
         var found = 0
-        repeat {
-            let reply = try await self.client.send(["SCAN", RESPArgument(cursor), "MATCH", RESPArgument(pattern), "COUNT", "1000", "TYPE", "string"])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                throw RedisError.protocolError("unexpected SCAN reply")
-            }
-            cursor = next
-            let keys = (parts[1].array ?? []).compactMap(\.string)
-            if !keys.isEmpty {
-                let values = try await self.client.send(["MGET"] + keys.map { RESPArgument($0) }).array ?? []
-                for (key, value) in zip(keys, values) {
-                    if let until = value.string.flatMap(Double.init) {
-                        self.merge(key, until)
-                        found += 1
+        for node in try await self.client.primaries() {
+            var cursor = "0"
+            repeat {
+                let reply = try await node.send(["SCAN", RESPArgument(cursor), "MATCH", RESPArgument(pattern), "COUNT", "1000", "TYPE", "string"])
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                    throw RedisError.protocolError("unexpected SCAN reply")
+                }
+                cursor = next
+                let keys = (parts[1].array ?? []).compactMap(\.string)
+                if !keys.isEmpty {
+                    let values = try await self.client.pipeline(keys.map { ["GET", RESPArgument($0)] }, timeout: nil)
+                    for (key, value) in zip(keys, values) {
+                        if let until = value.string.flatMap(Double.init) {
+                            self.merge(key, until)
+                            found += 1
+                        }
                     }
                 }
-            }
-        } while cursor != "0"
+            } while cursor != "0"
+        }
         return found
     }
 

@@ -81,7 +81,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Where sessions and tokens live: sqlite, redis or memory. [env: TESSERA_TOKEN_STORE] (default: sqlite)")
     var tokenStore: String?
 
-    @Option(help: "Redis server for the redis token store: redis://[user:password@]host[:port][/db] or rediss://. [env: TESSERA_REDIS_URL] (default: redis://127.0.0.1:6379)")
+    @Option(help: "Redis for the redis token store: redis://[user:password@]host[:port][/db] (rediss:// for TLS), redis-cluster://[user:password@]host:port[,host:port...] (a Redis Cluster's seed nodes), or redis-sentinel://[user:password@]host:port[,host:port...][/db]#<master name> (rediss-cluster://, rediss-sentinel:// for TLS). [env: TESSERA_REDIS_URL] (default: redis://127.0.0.1:6379)")
     var redisURL: String?
 
     @Option(help: "Prefix of every Redis key. [env: TESSERA_REDIS_KEY_PREFIX] (default: tessera:)")
@@ -95,6 +95,12 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "Redis connect and command timeout, in seconds. [env: TESSERA_REDIS_TIMEOUT] (default: 2)")
     var redisTimeout: Double?
+
+    @Option(help: "Replicas that must acknowledge (WAIT) every revocation before it is answered, so that a failover cannot undo it: auto (1 when the primary has a replica, else 0) or a number; 0 turns it off. [env: TESSERA_REDIS_MIN_REPLICAS_ACKED] (default: auto)")
+    var redisMinReplicasAcked: String?
+
+    @Option(help: "How long a revocation waits for those replicas before the request answers 503, in seconds. [env: TESSERA_REDIS_REPLICA_ACK_TIMEOUT] (default: 1)")
+    var redisReplicaAckTimeout: Double?
 
     @Option(help: "Signing and refresh-token keys, created with mode 0600 on first start. [env: TESSERA_KEY_FILE] (default: tessera.key beside the database)")
     var keyFile: String?
@@ -239,6 +245,11 @@ struct Settings {
         configuration.redisFallbackJournal = flags.redisFallbackJournal ?? environment["TESSERA_REDIS_FALLBACK_JOURNAL"]
         if configuration.redisFallbackJournal?.isEmpty == true { throw ConfigurationError("the Redis fallback journal path is empty") }
         configuration.redisTimeout = try value(flags.redisTimeout, "TESSERA_REDIS_TIMEOUT", configuration.redisTimeout)
+        configuration.redisMinReplicasAcked =
+            flags.redisMinReplicasAcked ?? environment["TESSERA_REDIS_MIN_REPLICAS_ACKED"] ?? configuration.redisMinReplicasAcked
+        configuration.redisReplicaAckTimeout = try value(
+            flags.redisReplicaAckTimeout, "TESSERA_REDIS_REPLICA_ACK_TIMEOUT", configuration.redisReplicaAckTimeout
+        )
         var policy = configuration.policy
         policy.accessTTL = try value(flags.accessTTL, "TESSERA_ACCESS_TTL", policy.accessTTL)
         policy.refreshTTL = try value(flags.refreshTTL, "TESSERA_REFRESH_TTL", policy.refreshTTL)

@@ -44,3 +44,16 @@ public func terminate(_ process: Process, with signal: Int32, grace: Duration) a
         while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
     }
 }
+
+/// Runs `body`, then `cleanup` whether `body` returned or threw.
+public func withCleanup<T>(_ cleanup: () async -> Void, _ body: () async throws -> T) async throws -> T {
+    let result: T
+    do {
+        result = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
+}

@@ -25,17 +25,25 @@ public final class RedisServerProcess: Sendable {
         public var extraConfiguration: [String]
         /// How long `start()` waits for the server to answer PING.
         public var startupTimeout: Duration
+        /// A port chosen by the caller (a cluster node also needs port + 10000 free); nil picks one.
+        public var port: Int?
+        /// Command-line arguments after the configuration file, e.g. `--sentinel`.
+        public var arguments: [String]
 
         public init(
             appendOnly: Bool = false,
             requirePassword: String? = nil,
             extraConfiguration: [String] = [],
-            startupTimeout: Duration = .seconds(30)
+            startupTimeout: Duration = .seconds(30),
+            port: Int? = nil,
+            arguments: [String] = []
         ) {
             self.appendOnly = appendOnly
             self.requirePassword = requirePassword
             self.extraConfiguration = extraConfiguration
             self.startupTimeout = startupTimeout
+            self.port = port
+            self.arguments = arguments
         }
     }
 
@@ -59,7 +67,7 @@ public final class RedisServerProcess: Sendable {
     public init(options: Options = Options()) throws {
         self.options = options
         self.executable = try Self.findRedisServer()
-        self.port = try Self.freeLoopbackPort()
+        self.port = try options.port ?? Self.freeLoopbackPort()
         self.directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("tessera-redis-\(self.port)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -108,7 +116,7 @@ public final class RedisServerProcess: Sendable {
         if self.isRunning { return }
         let process = Process()
         process.executableURL = self.executable
-        process.arguments = [self.directory.appendingPathComponent("redis.conf").path]
+        process.arguments = [self.directory.appendingPathComponent("redis.conf").path] + self.options.arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -208,7 +216,7 @@ public final class RedisServerProcess: Sendable {
         throw Failure(description: "no free loopback port found in \(range)")
     }
 
-    private static func canBind(port: Int) -> Bool {
+    static func canBind(port: Int) -> Bool {
         withLoopbackSocket(port: port) { fd, address, length in bind(fd, address, length) == 0 } ?? false
     }
 

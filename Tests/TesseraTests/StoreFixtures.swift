@@ -4,6 +4,7 @@ import TesseraRESP
 import TesseraRedis
 import TesseraSQLite
 import TesseraTestSupport
+import Testing
 
 /// Every token store implementation the conformance suite runs against.
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
@@ -13,11 +14,22 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
     case redis
     /// Redis with a running `RevocationView`: `isRevoked` answers locally while it is synced.
     case redisWithView
+    /// A 3-primary, 3-replica Redis Cluster shared by the suite (its `.redisCluster` trait
+    /// starts it); every test has a key prefix of its own.
+    case redisCluster
+    /// The cluster with a `RevocationView` subscribed on every primary.
+    case redisClusterWithView
+
+    /// The kinds that need no cluster: what suites without the `.redisCluster` trait run on.
+    static let allCases: [StoreKind] = [.memory, .sqlite, .redis, .redisWithView]
+    /// Every kind, the cluster included (for suites with the `.redisCluster` trait).
+    static let everywhere: [StoreKind] = allCases + [.redisCluster, .redisClusterWithView]
 
     var description: String { rawValue }
     var isPersistent: Bool { self != .memory }
+    var isRedis: Bool { self != .memory && self != .sqlite }
     /// Whether expired entries stay until `purgeExpired()` (no native TTL).
-    var needsSweep: Bool { self != .redis && self != .redisWithView }
+    var needsSweep: Bool { !isRedis }
 }
 
 /// A fresh, empty store of one kind with a clock the test controls.
@@ -32,6 +44,8 @@ struct StoreFixture: Sendable {
 func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) async throws {
     let clock = ManualClock()
     switch kind {
+    case .redisCluster, .redisClusterWithView:
+        try await withClusterStore(kind, clock: clock, body)
     case .memory:
         let store = MemoryTokenStore(clock: clock)
         try await body(StoreFixture(kind: kind, store: store, clock: clock, reopen: { store }))
@@ -79,6 +93,64 @@ func withStore(_ kind: StoreKind, _ body: (StoreFixture) async throws -> Void) a
             _ = await running.result
         }
     }
+}
+
+/// The cluster the suite's `.redisCluster` trait started.
+func withClusterStore(_ kind: StoreKind, clock: ManualClock, _ body: (StoreFixture) async throws -> Void) async throws {
+    let cluster = try #require(RedisClusterScope.current, "a cluster store kind needs the .redisCluster suite trait")
+    let prefix = "t\(UUID().uuidString.prefix(8)):"
+    try await withClusterClient(url: cluster.url) { client in
+        let reopen: @Sendable () async throws -> any TokenStore = {
+            RedisTokenStore(client: try clusterClient(url: cluster.url), keyPrefix: prefix, clock: clock)
+        }
+        guard kind == .redisClusterWithView else {
+            let store = RedisTokenStore(client: client, keyPrefix: prefix, clock: clock)
+            try await body(StoreFixture(kind: kind, store: store, clock: clock, reopen: reopen))
+            return
+        }
+        let view = RevocationView(client: client, keyPrefix: prefix, clock: clock, heartbeatInterval: .milliseconds(100), lease: .seconds(30))
+        let running = Task { try await view.run() }
+        defer { running.cancel() }
+        let store = RedisTokenStore(client: client, keyPrefix: prefix, clock: clock, revocations: view)
+        try await waitUntil("the revocation view is synced on every primary", .seconds(45)) { view.isTrusted }
+        try await body(StoreFixture(kind: kind, store: store, clock: clock, reopen: reopen))
+    }
+}
+
+/// A cluster client with a patient pool (the suite runs in parallel on few cores).
+func clusterClient(url: String, commandTimeout: Duration = .seconds(20)) throws -> RedisClusterClient {
+    guard case .cluster(var configuration, let seeds) = try RedisDeployment(url: url) else {
+        throw TimedOut(description: "not a cluster URL: \(url)")
+    }
+    configuration.acquireTimeout = .seconds(60)
+    configuration.commandTimeout = commandTimeout
+    return RedisClusterClient(configuration: configuration, seeds: seeds)
+}
+
+func withClusterClient<T>(
+    url: String, commandTimeout: Duration = .seconds(20), _ body: (RedisClusterClient) async throws -> T
+) async throws -> T {
+    let client = try clusterClient(url: url, commandTimeout: commandTimeout)
+    return try await withCleanup({ await client.shutdown() }) { try await body(client) }
+}
+
+/// Starts one Redis Cluster for a whole suite and hands it to its tests (`RedisClusterScope.current`).
+struct RedisClusterScope: SuiteTrait, TestScoping {
+    @TaskLocal static var current: RedisClusterProcess?
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        if Self.current != nil { return try await function() }
+        try await withRedisCluster { cluster in
+            try await Self.$current.withValue(cluster) { try await function() }
+        }
+    }
+}
+
+extension Trait where Self == RedisClusterScope {
+    /// Runs the suite with a 3-primary, 3-replica Redis Cluster started for it.
+    static var redisCluster: Self { RedisClusterScope() }
 }
 
 /// Opens (and migrates) a database on a dispatch queue: opening is synchronous file I/O, and

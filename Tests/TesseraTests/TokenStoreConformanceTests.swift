@@ -3,9 +3,9 @@ import Tessera
 import Testing
 
 /// One suite, every store: the behaviour the token service relies on.
-@Suite("TokenStore conformance")
+@Suite("TokenStore conformance", .redisCluster)
 struct TokenStoreConformanceTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func sessionsAreStoredAndListedPerUser(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let a = try await f.makeSession(user: "alice")
@@ -19,7 +19,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func sessionsExpireByIdleAndAbsoluteLifetime(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let idle = try await f.makeSession(idle: 100, absolute: 1000)
@@ -41,7 +41,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func rotationAdvancesTheGeneration(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession()
@@ -59,7 +59,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func previousGenerationInsideGraceIsAnsweredWithTheCurrentOne(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession()
@@ -80,7 +80,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func reuseAfterGraceRevokesTheSession(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession(user: "alice")
@@ -93,7 +93,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func olderGenerationsAreReuseEvenInsideGrace(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession(user: "alice")
@@ -105,7 +105,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func aGenerationFromTheFutureIsInvalid(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession()
@@ -118,7 +118,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func concurrentRotationsNeverForkTheSession(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession()
@@ -137,7 +137,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func concurrentRotationsWithoutGraceLeaveOneWinnerAndRevoke(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession()
@@ -156,7 +156,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func revokeAllEndsEverySessionOfTheUserOnly(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let mine = [try await f.makeSession(user: "alice"), try await f.makeSession(user: "alice"), try await f.makeSession(user: "alice")]
@@ -172,7 +172,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func revokeAllCanKeepTheCallersSession(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let keep = try await f.makeSession(user: "alice")
@@ -183,7 +183,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func revokeOneSessionChecksItsOwner(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession(user: "alice")
@@ -195,7 +195,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func denylistEntriesLiveUntilTheTokenExpiresAndNoLonger(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             try await f.store.deny(.tokenID("jti-1"), userID: "user-1", until: f.clock.now().addingTimeInterval(60))
@@ -217,7 +217,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func oneTimeTokensAreConsumedOnce(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let token = OneTimeToken(kind: "reset", hash: "h1", userID: "alice", payload: "p", expiresAt: f.clock.now().addingTimeInterval(3600))
@@ -230,7 +230,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func oneTimeTokensExpireAndAreReplacedPerUser(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let now = f.clock.now()
@@ -245,7 +245,7 @@ struct TokenStoreConformanceTests {
     }
 
     /// The MFA put-back after a wrong code: it must never overwrite a token issued meanwhile.
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func restoringAConsumedTokenNeverOverwritesANewerOne(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let now = f.clock.now()
@@ -272,7 +272,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func concurrentConsumersGetTheTokenOnce(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             try await f.store.putOneTimeToken(.init(kind: "reset", hash: "h", userID: "u", expiresAt: f.clock.now().addingTimeInterval(60)))
@@ -285,7 +285,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases.filter(\.isPersistent))
+    @Test(arguments: StoreKind.everywhere.filter(\.isPersistent))
     func dataSurvivesReopening(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             let session = try await f.makeSession(user: "alice")
@@ -301,7 +301,7 @@ struct TokenStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.everywhere)
     func pingAnswers(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             try await f.store.ping()

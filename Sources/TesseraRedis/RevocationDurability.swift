@@ -1,0 +1,113 @@
+import Synchronization
+import Tessera
+import TesseraRESP
+
+/// When a revocation counts as done: once the primary has it, or once replicas have it too, so
+/// that a failover (which promotes a replica) cannot undo a logout that was already answered.
+///
+/// With replicas required, a revocation script is followed on the same connection by
+/// `WAIT <n> <timeout>`; fewer acknowledgements within the timeout fail the operation (the
+/// request answers 503). The revocation may or may not have landed then; retrying it is safe.
+public struct RevocationDurability: Sendable {
+    /// Replicas that must acknowledge; nil means one if the primary has a replica, none
+    /// otherwise. It has one when `INFO replication` on the same connection shows one
+    /// connected, or when it showed one less than `replicaMemory` ago in the same replication
+    /// history (`master_replid`) and the control plane (cluster slot map, Sentinels) still
+    /// lists a healthy replica. The memory matters while a primary is being demoted: it has
+    /// lost its replica a moment before it stops taking writes, and a logout it took then,
+    /// unreplicated, would vanish with the switch; remembered, that logout waits, fails (503)
+    /// and is retried on the new primary. A promoted replica has a new replication ID, and a
+    /// primary whose only replica the control plane reports down forgets it: both acknowledge
+    /// alone until a replica connects.
+    public var minimumReplicas: Int?
+    /// How long `WAIT` may block.
+    public var timeout: Duration
+    public var replicaMemory: Duration
+    private let history = ReplicaHistory()
+
+    public init(minimumReplicas: Int?, timeout: Duration = .seconds(1), replicaMemory: Duration = .seconds(60)) {
+        self.minimumReplicas = minimumReplicas
+        self.timeout = timeout
+        self.replicaMemory = replicaMemory
+    }
+
+    /// One replica if there is one: the default.
+    public static let automatic = RevocationDurability(minimumReplicas: nil)
+    /// Acknowledged as soon as the primary has it.
+    public static let primaryOnly = RevocationDurability(minimumReplicas: 0)
+
+    /// Waits for the replicas the write on `connection` needs (`expected`: what the control
+    /// plane says the primary has). Throws when too few answered.
+    func acknowledge(on connection: RedisNodeConnection, expected: Int?) async throws(RedisError) {
+        let required: Int
+        if let minimumReplicas {
+            required = minimumReplicas
+        } else {
+            let (replicationID, connected) = Self.replication(try await connection.send(["INFO", "replication"]))
+            let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
+            required = connected > 0 || (remembered && (expected ?? 1) > 0) ? 1 : 0
+        }
+        guard required > 0 else { return }
+        let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        let reply = try await connection.send(
+            ["WAIT", RESPArgument(required), RESPArgument(milliseconds)], timeout: timeout + connection.connection.commandTimeout
+        )
+        let acknowledged = reply.int ?? 0
+        guard acknowledged >= required else {
+            throw .server(
+                code: "NOREPLICAS",
+                message: "revocation acknowledged by \(acknowledged) of \(required) replicas within \(milliseconds) ms"
+            )
+        }
+    }
+
+    /// `master_replid` and `connected_slaves` from `INFO replication`.
+    static func replication(_ info: RESPValue) -> (id: String, connectedReplicas: Int) {
+        var id = ""
+        var connected = 0
+        for line in (info.string ?? "").split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("master_replid:") { id = String(line.dropFirst("master_replid:".count)) }
+            if line.hasPrefix("connected_slaves:") { connected = Int(line.dropFirst("connected_slaves:".count)) ?? 0 }
+        }
+        return (id, connected)
+    }
+}
+
+/// When each replication history (a primary's `master_replid`) last had a connected replica.
+final class ReplicaHistory: Sendable {
+    private let lastSeen = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    func recentlyHadReplica(_ replicationID: String, connected: Int, memory: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        self.lastSeen.withLock { lastSeen in
+            if connected > 0 {
+                lastSeen[replicationID] = now
+                return true
+            }
+            guard let seen = lastSeen[replicationID] else { return false }
+            return now - seen < memory
+        }
+    }
+}
+
+extension RedisBackedStore {
+    /// Runs a revocation script and, when `written(reply)` says it changed something, waits
+    /// for the replicas `durability` asks for on the same connection.
+    @discardableResult
+    func runRevocation(
+        _ script: RedisScript, keys: [String], _ arguments: [RESPArgument], durability: RevocationDurability,
+        written: @Sendable (RESPValue) -> Bool = { _ in true }
+    ) async throws -> RESPValue {
+        let keyArguments = keys.map { RESPArgument($0) }
+        let expected = client.expectedReplicas(routingKey: keyArguments.first)
+        do {
+            return try await client.withConnection(routingKey: keyArguments.first) {
+                (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
+                let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
+                if durability.minimumReplicas != 0, written(reply) { try await durability.acknowledge(on: connection, expected: expected) }
+                return reply
+            }
+        } catch {
+            throw StoreError(backend: backendName, message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Tessera
+import TesseraRESP
+import TesseraTestSupport
+import Testing
+
+@testable import TesseraRedis
+
+/// Revocations are acknowledged only once a replica has them (`WAIT`), so that a failover
+/// cannot undo a logout that was answered.
+@Suite("Revocations wait for replicas")
+struct RevocationDurabilityTests {
+    @Test func aPrimarySeenWithAReplicaKeepsNeedingOneForAWhile() {
+        let history = ReplicaHistory()
+        let start = ContinuousClock.now
+        #expect(!history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start))
+        #expect(history.recentlyHadReplica("a", connected: 1, memory: .seconds(60), now: start))
+        // The replica just left (a demotion in progress): still remembered.
+        #expect(history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start + .seconds(59)))
+        #expect(!history.recentlyHadReplica("a", connected: 0, memory: .seconds(60), now: start + .seconds(61)))
+        // A promoted replica has a replication ID of its own.
+        #expect(!history.recentlyHadReplica("b", connected: 0, memory: .seconds(60), now: start + .seconds(1)))
+    }
+
+    @Test func infoReplicationIsRead() {
+        let info: RESPValue = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nmaster_replid:abc123\r\n"
+        #expect(RevocationDurability.replication(info).connectedReplicas == 2)
+        #expect(RevocationDurability.replication(info).id == "abc123")
+        #expect(RevocationDurability.replication("# Replication\r\nrole:master\r\n").connectedReplicas == 0)
+    }
+
+    @Test func aLogoutIsAcknowledgedOnlyOnceTheReplicaHasIt() async throws {
+        try await withRedisServer { primary in
+            try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
+                try await waitUntil("the replica is in sync", .seconds(30)) {
+                    let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
+                    return info.contains("master_link_status:up")
+                }
+                try await withRedisClient(url: primary.url) { client in
+                    let clock = ManualClock()
+                    let store = RedisTokenStore(
+                        client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
+                    )
+                    func session(_ id: String) async throws -> SessionRecord {
+                        let now = clock.now()
+                        let record = SessionRecord(
+                            id: id, userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                        )
+                        try await store.createSession(record)
+                        return record
+                    }
+                    _ = try await session("a")
+                    #expect(try await store.revokeSession(id: "a", userID: "u", accessTTL: 900))
+                    // The replica stalls: the logout lands on the primary but is not acknowledged.
+                    _ = try await session("b")
+                    _ = try await session("b2")
+                    replica.pause()
+                    await #expect(throws: StoreError.self) { try await store.revokeSession(id: "b", userID: "u", accessTTL: 900) }
+                    await #expect(throws: StoreError.self) { try await store.revokeAllSessions(userID: "u", keeping: nil, accessTTL: 900) }
+                    // Without the wait, the primary alone acknowledges.
+                    let primaryOnly = RedisTokenStore(client: client, keyPrefix: "d:", clock: clock, durability: .primaryOnly)
+                    _ = try await session("c")
+                    #expect(try await primaryOnly.revokeSession(id: "c", userID: "u", accessTTL: 900))
+                    replica.resume()
+                    // The retry is idempotent: the session is gone, the denial in force.
+                    _ = try await store.revokeSession(id: "b", userID: "u", accessTTL: 900)
+                    #expect(try await store.isRevoked(tokenID: "x", sessionID: "b", userID: "u"))
+                    _ = try await session("d")
+                    #expect(try await store.revokeSession(id: "d", userID: "u", accessTTL: 900))
+                }
+            }
+        }
+    }
+}
