@@ -19,13 +19,23 @@ struct AllowedMethods: Sendable {
         self.routes = order.compactMap { byPath[$0] }
     }
 
-    /// The methods of the first route whose pattern matches `path` (segment by segment, as the
-    /// router matches literals and `{captures}`); nil when no route matches.
+    /// The methods of the route the router would pick for `path` (segment by segment, literals
+    /// and `{captures}`; where several match, a literal beats a capture at the first segment
+    /// they differ, as in the router: `keys/reseal` is not `keys/{kid}`); nil when none matches.
     func methods(for path: String) -> [HTTPRequest.Method]? {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        return routes.first { route in
+        let matches = routes.filter { route in
             route.path.count == segments.count && zip(route.path, segments).allSatisfy { element, segment in element ~= segment }
-        }?.methods
+        }
+        return matches.min { Self.rank($0.path).lexicographicallyPrecedes(Self.rank($1.path)) }?.methods
+    }
+
+    /// 0 for a literal segment, 1 for a capture or wildcard.
+    private static func rank(_ path: RouterPath) -> [Int] {
+        path.map { element in
+            let text = element.description
+            return text.hasPrefix("{") || text.hasPrefix(":") || text.hasPrefix("*") ? 1 : 0
+        }
     }
 
     /// The `Allow` value: the methods sorted, so that the header is the same on every answer.

@@ -27,6 +27,20 @@ struct MethodNotAllowedTests {
         }
     }
 
+    /// A literal segment wins over a capture beside it, as in the router: `keys/reseal` is its
+    /// own route (POST), not `keys/{kid}` (DELETE).
+    @Test func aLiteralRouteIsNotTakenForACaptureBesideIt() async throws {
+        var tessera = try await TestTessera.make()
+        tessera.options.adminKey = "admin-key-for-the-allow-test-0123"
+        try await tessera.test { client in
+            let reseal = try await client.raw(.get, "/v1/admin/keys/reseal")
+            #expect(reseal.status == .methodNotAllowed)
+            #expect(reseal.headers[.allow] == "POST")
+            let key = try await client.raw(.get, "/v1/admin/keys/some-key-id")
+            #expect(key.headers[.allow] == "DELETE")
+        }
+    }
+
     @Test func traceIsRefusedWithTheMethodsOfThePath() async throws {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
