@@ -183,10 +183,11 @@ public final class FallbackTokenStore: TokenStore, Service {
         }
     }
 
-    /// Switches to the fallback (if not already there) and counts the caller in flight.
-    private func enterFallback(_ error: StoreError) {
+    /// Switches to the fallback (if not already there); a caller that goes on to run there is
+    /// counted in flight in the same step, so the switch back cannot strand its journal entry.
+    private func enterFallback(_ error: StoreError, countingCaller: Bool = true) {
         let switched = state.withLock { state -> Bool in
-            state.inFlight += 1
+            if countingCaller { state.inFlight += 1 }
             guard state.mode == .primary else { return false }
             state.mode = .fallback
             state.transitions += 1
@@ -412,8 +413,7 @@ public final class FallbackTokenStore: TokenStore, Service {
         do {
             try await primary.ping()
         } catch let error as StoreError {
-            enterFallback(error)
-            state.withLock { $0.inFlight -= 1 }
+            enterFallback(error, countingCaller: false)
         } catch {}
     }
 

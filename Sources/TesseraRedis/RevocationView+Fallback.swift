@@ -11,21 +11,16 @@ extension RevocationView: KnownRevocations {
     }
 
     /// The entries in force, trusted or not, with their users: parsed back from the deny keys
-    /// (`<prefix>{u:<user>}:deny:<sid|jti>:<id>`); a key of another shape is skipped.
+    /// (`<prefix>{u:<user>}:deny:<sid|jti>:<id>`, the tail by `Revocation`'s own parser); a key
+    /// of another shape is skipped.
     public func knownDenials() -> [KnownDenial] {
         entries(inForceAt: clock.now()).compactMap { key, until in
-            guard key.hasPrefix(keyPrefix + "{u:"), let close = key.range(of: "}:deny:") else { return nil }
+            guard key.hasPrefix(keyPrefix + "{u:"), let close = key.range(of: "}:deny:"),
+                let revocation = Revocation(storageKey: key, until: until)
+            else { return nil }
             let userID = String(key[key.index(key.startIndex, offsetBy: keyPrefix.count + 3)..<close.lowerBound])
-            let tail = key[close.upperBound...]
-            let denial: RevocationKey
-            if tail.hasPrefix("sid:") {
-                denial = .session(String(tail.dropFirst(4)))
-            } else if tail.hasPrefix("jti:") {
-                denial = .tokenID(String(tail.dropFirst(4)))
-            } else {
-                return nil
-            }
-            guard !userID.isEmpty, denial.storageKey.count > 4 else { return nil }
+            guard !userID.isEmpty else { return nil }
+            let denial: RevocationKey = revocation.kind == .sid ? .session(revocation.id) : .tokenID(revocation.id)
             return KnownDenial(key: denial, userID: userID, until: Date(timeIntervalSince1970: until))
         }
     }
