@@ -4,16 +4,21 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 import Tessera
+import Tracing
 
 /// RFC 6749 §6 refresh requests on async-http-client: TLS verified (the system trust store),
 /// no redirects followed, no proxy, the answer bounded in size and the whole exchange in time.
 /// Run it as a service: it shuts its client down when the process stops.
+///
+/// With a tracer, each refresh is a client span (method, host, status; never the path, query or
+/// body, which carry credentials) whose `traceparent` goes to the token endpoint.
 public final class HTTPUpstreamTokenClient: UpstreamTokenClient, Service {
     let client: HTTPClient
     let timeout: Duration
     let maxResponseSize: Int
+    let tracer: (any Tracer)?
 
-    public init(timeout: Duration = .seconds(5), maxResponseSize: Int = 64 * 1024) {
+    public init(timeout: Duration = .seconds(5), maxResponseSize: Int = 64 * 1024, tracer: (any Tracer)? = nil) {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(2), read: .seconds(Int64(max(1, timeout.components.seconds)))),
@@ -23,6 +28,7 @@ public final class HTTPUpstreamTokenClient: UpstreamTokenClient, Service {
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = timeout
         self.maxResponseSize = maxResponseSize
+        self.tracer = tracer
     }
 
     public func run() async throws {
@@ -36,12 +42,45 @@ public final class HTTPUpstreamTokenClient: UpstreamTokenClient, Service {
     }
 
     public func refresh(_ request: UpstreamRefreshRequest) async throws -> UpstreamTokens {
+        guard let tracer else { return try await send(request, propagating: nil) }
+        return try await traced(tracer, request)
+    }
+
+    private func traced<T: Tracer>(_ tracer: T, _ request: UpstreamRefreshRequest) async throws -> UpstreamTokens {
+        let span = tracer.startSpan("upstream.token_refresh", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        defer { span.end() }
+        span.attributes["http.request.method"] = "POST"
+        if let host = URL(string: request.endpoint)?.host { span.attributes["server.address"] = host }
+        var headers = HTTPHeaders()
+        tracer.inject(span.context, into: &headers, using: HTTPHeadersInjector())
+        do {
+            let tokens = try await send(request, propagating: headers)
+            span.attributes["http.response.status_code"] = 200
+            return tokens
+        } catch {
+            // The kind of failure only: an upstream's answer is not checked for secrets.
+            span.attributes["error.type"] = Self.errorType(error)
+            span.setStatus(SpanStatus(code: .error))
+            throw error
+        }
+    }
+
+    static func errorType(_ error: any Error) -> String {
+        switch error as? UpstreamFailure {
+        case .invalidGrant: "invalid_grant"
+        case .unavailable: "unavailable"
+        default: "\(type(of: error))"
+        }
+    }
+
+    private func send(_ request: UpstreamRefreshRequest, propagating trace: HTTPHeaders?) async throws -> UpstreamTokens {
         var fields = [("grant_type", "refresh_token"), ("refresh_token", request.refreshToken)]
         if let scope = request.scope { fields.append(("scope", scope)) }
         var outgoing = HTTPClientRequest(url: request.endpoint)
         outgoing.method = .POST
         outgoing.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         outgoing.headers.add(name: "Accept", value: "application/json")
+        if let trace { outgoing.headers.add(contentsOf: trace) }
         if let secret = request.clientSecret {
             // client_secret_basic (RFC 6749 §2.3.1): both parts form-encoded first.
             let pair = "\(Self.formEncoded(request.clientID)):\(Self.formEncoded(secret))"
@@ -107,5 +146,11 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable ()
             throw UpstreamFailure.unavailable("no answer within \(limit)")
         }
         return value
+    }
+}
+
+private struct HTTPHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: key, value: value)
     }
 }

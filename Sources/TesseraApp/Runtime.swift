@@ -190,7 +190,7 @@ public struct TesseraRuntime: Sendable {
         security.events = { metrics.record($0) }
         if !configuration.upstreamTokenEndpoints.isEmpty {
             guard configuration.upstreamMinValidity >= 0 else { throw ConfigurationError("upstream min validity must not be negative") }
-            let client = HTTPUpstreamTokenClient()
+            let client = HTTPUpstreamTokenClient(tracer: tracer)
             services.append(client)
             var upstream = UpstreamCredentials(allowedEndpoints: configuration.upstreamTokenEndpoints, client: client)
             upstream.minValidity = configuration.upstreamMinValidity

@@ -23,6 +23,7 @@ final class FakeTokenEndpoint: Sendable {
         /// The refresh tokens presented, in order.
         var presented: [String] = []
         var lastAuthorization: String?
+        var lastTraceparent: String?
     }
 
     let state = Mutex(State())
@@ -44,6 +45,7 @@ final class FakeTokenEndpoint: Sendable {
                 state.calls += 1
                 state.presented.append(form["refresh_token"] ?? "")
                 state.lastAuthorization = request.headers[.authorization]
+                state.lastTraceparent = request.headers[HTTPField.Name("traceparent")!]
                 return (state.mode, state.calls)
             }
             guard form["grant_type"] == "refresh_token" else { return Self.json(#"{"error":"unsupported_grant_type"}"#, .badRequest) }

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Tessera
 import TesseraApp
 import TesseraServer
@@ -108,6 +109,59 @@ struct TracingTests {
                 #expect(!secrets.contains { value.contains($0) }, "\(span.name) \(key)")
             }
         }
+    }
+
+    /// An upstream refresh (async-http-client) is a client span under the request that caused
+    /// it, and its `traceparent` reaches the token endpoint, so the provider's trace joins ours.
+    @Test func anUpstreamRefreshIsAClientSpanWhoseTraceparentReachesTheEndpoint() async throws {
+        let receiver = OTLPReceiver()
+        let endpoint = FakeTokenEndpoint()
+        let secret = "client-secret-never-in-a-span"
+        let presented = "upstream-refresh-token-never-in-a-span"
+        let sent = try await receiver.serving { url in
+            let exporter = try TracingExporter.make(
+                TracingConfiguration(endpoint: url, serviceName: "tessera-under-test"), logger: Logger(label: "otel")
+            )
+            let exporting = ServiceGroup(configuration: .init(services: [exporter.service], logger: Logger(label: "otel")))
+            return try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await exporting.run() }
+                let client = HTTPUpstreamTokenClient(tracer: exporter.tracer)
+                let traceparent = try await endpoint.serve { tokenURL in
+                    try await Self.underSpan("caller", exporter.tracer) {
+                        let tokens = try await client.refresh(
+                            UpstreamRefreshRequest(endpoint: tokenURL, refreshToken: presented, clientID: "app", clientSecret: secret, scope: nil)
+                        )
+                        #expect(tokens.accessToken == "at-1")
+                    }
+                    return endpoint.state.withLock { $0.lastTraceparent }
+                }
+                try await client.shutdown()
+                await exporting.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return traceparent
+            }
+        }
+        let spans = receiver.spans
+        let caller = try #require(spans.first { $0.name == "caller" }, "\(spans.map(\.name))")
+        let upstream = try #require(spans.first { $0.name == "upstream.token_refresh" }, "\(spans.map(\.name))")
+        #expect(upstream.kind == 3)  // SPAN_KIND_CLIENT
+        #expect(upstream.parentSpanID == caller.spanID && upstream.traceID == caller.traceID)
+        #expect(upstream.attributes["server.address"] == "127.0.0.1")
+        #expect(upstream.attributes["http.response.status_code"] == "200")
+        // W3C: version-traceid-spanid-flags, naming the client span as the parent.
+        #expect(sent == "00-\(upstream.traceID)-\(upstream.spanID)-01")
+        for export in receiver.exports {
+            for value in [secret, presented, "at-1", "rt-1"] {
+                #expect(Data(export.body).range(of: Data(value.utf8)) == nil, "\(value) in an export")
+            }
+        }
+    }
+
+    /// `body` inside a root span named `name` (an `any Tracer` opens into `T`).
+    static func underSpan<T: Tracer>(_ name: String, _ tracer: T, _ body: () async throws -> Void) async throws {
+        let span = tracer.startSpan(name, context: .topLevel, ofKind: .server)
+        defer { span.end() }
+        try await ServiceContext.$current.withValue(span.context) { try await body() }
     }
 
     @Test func theEndpointIsCheckedAndGetsTheTracesPath() throws {
