@@ -16,7 +16,10 @@ struct AllowedMethods: Sendable {
             if byPath[key] == nil { order.append(key) }
             byPath[key, default: (route.path, [])].methods.append(route.method)
         }
-        self.routes = order.compactMap { byPath[$0] }
+        // The router answers HEAD wherever it answers GET (`autoGenerateHeadEndpoints`).
+        self.routes = order.compactMap { byPath[$0] }.map { route in
+            route.methods.contains(.get) && !route.methods.contains(.head) ? (route.path, route.methods + [.head]) : route
+        }
     }
 
     /// The methods of the route the router would pick for `path` (segment by segment, literals

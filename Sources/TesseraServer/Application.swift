@@ -60,7 +60,9 @@ public enum TesseraHTTP {
     public static let jwksMaxAge: Double = 300
 
     public static func router(service: AuthService, options: Options = .init()) -> Router<TesseraRequestContext> {
-        let router = Router(context: TesseraRequestContext.self)
+        // HEAD on every GET route (RFC 9110 §9.3.2: the GET's status and headers, no body), which
+        // load balancers and uptime checks use.
+        let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestIDMiddleware())
         if let tracer = options.tracer {
             router.add(middleware: RequestTracingMiddleware(tracer: tracer))

@@ -14,12 +14,12 @@ struct MethodNotAllowedTests {
             let me = try await client.raw(.patch, "/v1/auth/me")
             #expect(me.status == .methodNotAllowed)
             #expect(me.code == "method_not_allowed")
-            #expect(me.headers[.allow] == "GET")
+            #expect(me.headers[.allow] == "GET, HEAD")
             #expect(me.headers[.contentType] == "application/problem+json")
 
             let credential = try await client.raw(.post, "/v1/auth/session/credentials/github")
             #expect(credential.status == .methodNotAllowed)
-            #expect(credential.headers[.allow] == "DELETE, GET, PUT")
+            #expect(credential.headers[.allow] == "DELETE, GET, HEAD, PUT")
 
             let sessions = try await client.raw(.get, "/v1/auth/sessions/abc")
             #expect(sessions.status == .methodNotAllowed)
@@ -58,6 +58,28 @@ struct MethodNotAllowedTests {
         }
     }
 
+    /// HEAD answers wherever GET does, with the GET's status and headers and no body: what load
+    /// balancers and uptime checks send. A path without GET still answers 405.
+    @Test func headAnswersLikeGetWithoutABody() async throws {
+        let tessera = try await TestTessera.make()
+        try await tessera.test { client in
+            for path in ["/health/live", "/health/ready", "/health", "/.well-known/jwks.json", "/openapi.json"] {
+                let get = try await client.raw(.get, path)
+                let head = try await client.raw(.head, path)
+                #expect(get.status == .ok && head.status == .ok, "\(path): GET \(get.status), HEAD \(head.status)")
+                #expect(head.body.isEmpty, "\(path): HEAD carried a body")
+                #expect(head.headers[.contentLength] == String(get.body.count), "\(path)")
+                #expect(head.headers[.contentType] == get.headers[.contentType], "\(path)")
+            }
+            let me = try await client.raw(.head, "/v1/auth/me")
+            #expect(me.status == .unauthorized)
+            #expect(me.body.isEmpty)
+            let login = try await client.raw(.head, "/v1/auth/login")
+            #expect(login.status == .methodNotAllowed)
+            #expect(login.headers[.allow] == "POST")
+        }
+    }
+
     @Test func unknownPathsStay404() async throws {
         let tessera = try await TestTessera.make()
         try await tessera.test { client in
@@ -75,11 +97,11 @@ struct MethodNotAllowedTests {
             (RouterPath("v1/auth/sessions"), .get), (RouterPath("v1/auth/sessions/{id}"), .delete),
             (RouterPath("v1/auth/session/credentials/{name}"), .get), (RouterPath("v1/auth/session/credentials/{name}"), .put),
         ])
-        #expect(allowed.methods(for: "/v1/auth/sessions") == [.get])
-        #expect(allowed.methods(for: "/v1/auth/sessions/") == [.get])
+        #expect(allowed.methods(for: "/v1/auth/sessions") == [.get, .head])
+        #expect(allowed.methods(for: "/v1/auth/sessions/") == [.get, .head])
         #expect(allowed.methods(for: "/v1/auth/sessions/x") == [.delete])
         #expect(allowed.methods(for: "/v1/auth/sessions/x/y") == nil)
-        #expect(allowed.methods(for: "/v1/auth/session/credentials/a") == [.get, .put])
+        #expect(allowed.methods(for: "/v1/auth/session/credentials/a") == [.get, .put, .head])
         #expect(allowed.methods(for: "/v1/auth") == nil)
     }
 }
