@@ -101,19 +101,31 @@ final class TesseraProcess: Sendable {
         process.environment = env
         let pipe = Pipe()
         let output = Output()
+        let copy = logCopy(for: executable)
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             if data.isEmpty {
                 output.ended.withLock { $0 = true }
                 handle.readabilityHandler = nil
+                try? copy?.close()
             } else {
                 output.append(data)
+                copy?.write(data)
             }
         }
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
         return (process, output)
+    }
+
+    /// With `TESSERA_TEST_LOG_DIR` set (scripts/test sets it), every process's output is also kept
+    /// there, so that scripts/check-logs can search the logs of the whole run for secrets.
+    private static func logCopy(for executable: URL) -> FileHandle? {
+        guard let directory = ProcessInfo.processInfo.environment["TESSERA_TEST_LOG_DIR"] else { return nil }
+        let file = URL(fileURLWithPath: directory).appendingPathComponent("\(executable.lastPathComponent)-\(UUID().uuidString).log")
+        guard FileManager.default.createFile(atPath: file.path, contents: nil) else { return nil }
+        return try? FileHandle(forWritingTo: file)
     }
 
     private static func listeningPort(in text: String) -> Int? {
