@@ -105,7 +105,8 @@ struct RedisDeploymentTests {
                 // A token that cannot be checked against the denylist is not accepted.
                 #expect(me.status == .serviceUnavailable)
                 #expect(me.code == "store_unavailable")
-                #expect(ContinuousClock.now - started < .seconds(5))
+                // Promptly, not after a hang: the bound leaves room for a machine loaded by the suite.
+                #expect(ContinuousClock.now - started < .seconds(15))
                 #expect(try await call(server, .post, "/v1/auth/refresh", body: ["refresh_token": grant["refresh_token"]!]).code == "store_unavailable")
                 #expect(try await call(server, .post, "/v1/auth/login", body: ["email": "down@example.com", "password": "correct horse"]).code == "store_unavailable")
                 try await redis.start()

@@ -222,12 +222,13 @@ struct UpstreamCredentialTests {
         }
     }
 
-    @Test(arguments: [FakeTokenEndpoint.Mode.serverError, .slow(Duration.seconds(6)), .oversized, .redirect])
+    @Test(arguments: [FakeTokenEndpoint.Mode.serverError, .slow(Duration.seconds(12)), .oversized, .redirect])
     func upstreamFailuresAre502AndLeaveTheCredentialUnchanged(mode: FakeTokenEndpoint.Mode) async throws {
         let fake = FakeTokenEndpoint()
         try await fake.serve { endpoint in
-            // 2 s: long enough for a loaded machine to answer, far shorter than the slow endpoint.
-            try await Self.withClient(timeout: .seconds(2)) { upstream in
+            // 5 s: long enough for a machine loaded by the whole suite to answer (2 s was not),
+            // far shorter than the slow endpoint.
+            try await Self.withClient(timeout: .seconds(5)) { upstream in
                 let tessera = try await Self.tessera(allowed: [endpoint], client: upstream)
                 try await tessera.test { client in
                     let token = try await Self.session(client, storing: Self.oauth2(endpoint, secret: nil))

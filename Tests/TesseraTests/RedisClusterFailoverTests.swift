@@ -32,7 +32,10 @@ struct RedisClusterFailoverTests {
 
             let load = FailoverLoad()
             let running = Task { await load.run(store, users: users) }
+            // Logouts acknowledged before the kill are what the test is about: wait for some
+            // (a fixed 2 s saw none on a machine loaded by the whole suite).
             try await Task.sleep(for: .seconds(2))
+            try await waitUntil("logouts acknowledged before the kill", .seconds(60)) { load.acknowledged.withLock { $0.count } >= 5 }
             let killedAt = ContinuousClock.now
             let acknowledgedBefore = load.acknowledged.withLock { $0.count }
             await victimProcess.kill()
