@@ -101,7 +101,7 @@ final class TesseraProcess: Sendable {
         process.environment = env
         let pipe = Pipe()
         let output = Output()
-        let copy = logCopy(for: executable)
+        let copy = try logCopy(for: executable)
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             if data.isEmpty {
@@ -120,12 +120,15 @@ final class TesseraProcess: Sendable {
     }
 
     /// With `TESSERA_TEST_LOG_DIR` set (scripts/test sets it), every process's output is also kept
-    /// there, so that scripts/check-logs can search the logs of the whole run for secrets.
-    private static func logCopy(for executable: URL) -> FileHandle? {
+    /// there, so that scripts/check-logs can search the logs of the whole run for secrets. A copy
+    /// that cannot be made fails the test: a log missing from the search would pass unsearched.
+    private static func logCopy(for executable: URL) throws -> FileHandle? {
         guard let directory = ProcessInfo.processInfo.environment["TESSERA_TEST_LOG_DIR"] else { return nil }
         let file = URL(fileURLWithPath: directory).appendingPathComponent("\(executable.lastPathComponent)-\(UUID().uuidString).log")
-        guard FileManager.default.createFile(atPath: file.path, contents: nil) else { return nil }
-        return try? FileHandle(forWritingTo: file)
+        guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+            throw ProcessFailure("cannot keep a copy of the process's output at \(file.path)")
+        }
+        return try FileHandle(forWritingTo: file)
     }
 
     private static func listeningPort(in text: String) -> Int? {
