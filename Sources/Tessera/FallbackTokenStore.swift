@@ -165,7 +165,9 @@ public final class FallbackTokenStore: TokenStore, Service {
         if !inFallback {
             do {
                 return try await operation(primary)
-            } catch let error as StoreError {
+            } catch let error as StoreError where error.kind == .unavailable {
+                // Only an outage switches: a store that is busy or answered with an error is
+                // still the one every instance shares, and a fallback would split them.
                 enterFallback(error)
             }
         }
@@ -412,7 +414,7 @@ public final class FallbackTokenStore: TokenStore, Service {
         guard mode == .primary else { return }
         do {
             try await primary.ping()
-        } catch let error as StoreError {
+        } catch let error as StoreError where error.kind == .unavailable {
             enterFallback(error, countingCaller: false)
         } catch {}
     }

@@ -285,7 +285,7 @@ public struct FailoverRateLimitStore: RateLimitStore {
     private func either<T>(_ body: (any RateLimitStore) async throws -> T) async throws -> T {
         do {
             return try await body(primary)
-        } catch is StoreError {
+        } catch let error as StoreError where error.kind == .unavailable {
             return try await body(local)
         }
     }

@@ -143,16 +143,41 @@ public protocol UserCache: Sendable {
 }
 
 /// The store could not answer. Callers must treat this as "unknown", never as "absent".
+///
+/// `kind` says what to do about it: only an unreachable store is an outage (the fallback
+/// policy applies); an overloaded one is retried by the client (503 with `Retry-After`); a
+/// failed operation is a fault to log (500).
 public struct StoreError: Error, CustomStringConvertible {
-    public var backend: String
-    public var message: String
-
-    public init(backend: String, message: String) {
-        self.backend = backend
-        self.message = message
+    public enum Kind: String, Sendable, Hashable {
+        /// The store cannot be reached.
+        case unavailable
+        /// The store is alive but did not take the operation in time.
+        case overloaded
+        /// The store answered with an error: a bug or bad data, which a retry will not fix.
+        case failed
     }
 
-    public var description: String { "\(backend) store unavailable: \(message)" }
+    public var backend: String
+    public var message: String
+    public var kind: Kind
+    /// The command or script that failed (its name only, never its arguments), for logs.
+    public var operation: String?
+
+    public init(backend: String, message: String, kind: Kind = .unavailable, operation: String? = nil) {
+        self.backend = backend
+        self.message = message
+        self.kind = kind
+        self.operation = operation
+    }
+
+    public var description: String {
+        let what = operation.map { " (\($0))" } ?? ""
+        switch kind {
+        case .unavailable: return "\(backend) store unavailable\(what): \(message)"
+        case .overloaded: return "\(backend) store overloaded\(what): \(message)"
+        case .failed: return "\(backend) store operation failed\(what): \(message)"
+        }
+    }
 }
 
 /// What an instance knows of the shared denylist without asking the store (the Redis store's

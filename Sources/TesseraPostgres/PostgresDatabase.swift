@@ -190,8 +190,18 @@ public final class PostgresDatabase: Sendable {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(backend: "postgres", message: describe(error))
+            throw StoreError(backend: "postgres", message: describe(error), kind: kind(ofSQLState: serverError(error)?.state))
         }
+    }
+
+    /// A server that answered with an error is no outage: only connection trouble (class 08),
+    /// an operator shutting it down (57) or no answer at all is. Too few resources (53) and
+    /// lock or serialization conflicts are worth a retry; anything else is a fault to log.
+    static func kind(ofSQLState state: String?) -> StoreError.Kind {
+        guard let state else { return .unavailable }
+        if state.hasPrefix("08") || state.hasPrefix("57") { return .unavailable }
+        if state.hasPrefix("53") || ["40001", "40P01", "55P03"].contains(state) { return .overloaded }
+        return .failed
     }
 
     /// A message for logs that never includes the password, bound values or the query text.

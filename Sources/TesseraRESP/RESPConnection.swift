@@ -198,8 +198,25 @@ public final class RESPConnection: Sendable {
         try await Self.send(commands, on: self.channel, timeout: timeout ?? self.commandTimeout)
     }
 
+    /// A cancelled caller stops waiting at once. Its reply can then no longer be matched to
+    /// anyone (and a blocked command would hold up the next one), so the connection is closed;
+    /// the pool opens a fresh one for the next command.
     private static func send(_ commands: [[RESPArgument]], on channel: any Channel, timeout: Duration) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
+        if Task.isCancelled { throw RedisError.cancelled }
+        do {
+            return try await withTaskCancellationHandler {
+                try await self.write(commands, on: channel, timeout: timeout)
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        } catch {
+            if Task.isCancelled { throw RedisError.cancelled }
+            throw error
+        }
+    }
+
+    private static func write(_ commands: [[RESPArgument]], on channel: any Channel, timeout: Duration) async throws -> [RESPValue] {
         let eventLoop = channel.eventLoop
         var bytes = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + RESPCommandEncoder.encodedSizeEstimate($1) })
         var promises: [EventLoopPromise<RESPValue>] = []

@@ -84,7 +84,7 @@ public final class RedisClient: Sendable, Service {
                 self.release(connection, broken: true)
                 if attempt >= 2 { throw .connectionClosed }
             } catch let error as RedisError {
-                self.release(connection, broken: error.isConnectionError)
+                self.release(connection, broken: error.closesConnection)
                 throw error
             } catch {
                 self.release(connection, broken: true)
@@ -112,7 +112,7 @@ public final class RedisClient: Sendable, Service {
             self.release(connection)
             return result
         } catch {
-            self.release(connection, broken: error.isConnectionError)
+            self.release(connection, broken: error.closesConnection)
             throw error
         }
     }

@@ -37,7 +37,8 @@ public enum RedisError: Error, Sendable, Hashable {
     case protocolError(String)
     /// The client was shut down.
     case clientShutdown
-    /// The calling task was cancelled while waiting for a pooled connection.
+    /// The calling task was cancelled while waiting for a pooled connection or for a reply
+    /// (the connection is then closed: its reply can no longer be matched).
     case cancelled
 
     // MARK: Usage
@@ -84,6 +85,10 @@ public enum RedisError: Error, Sendable, Hashable {
             return false
         }
     }
+
+    /// True when the connection the command ran on must not be used again: it failed, or a
+    /// cancelled command left a reply nobody will read.
+    var closesConnection: Bool { self.isConnectionError || self == .cancelled }
 
     /// True when this is an error reply sent by the server.
     public var isServerError: Bool {

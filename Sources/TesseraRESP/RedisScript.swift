@@ -38,13 +38,21 @@ extension RedisCommandSender {
 /// The digest is computed locally (a small SHA-1, since this module does not depend on a
 /// crypto library) so the first call can already try EVALSHA.
 public struct RedisScript: Sendable, Hashable {
+    /// What logs call the script (`EVALSHA rotate`): its arguments never appear there.
+    public let name: String
     public let source: String
     /// Lower-case hex SHA1 of the source, as SCRIPT LOAD would return it.
     public let sha1: String
 
-    public init(_ source: String) {
+    public init(name: String, _ source: String) {
+        self.name = name
         self.source = source
         self.sha1 = SHA1.hexDigest(Array(source.utf8))
+    }
+
+    /// An ad-hoc script, logged as `script`.
+    public init(_ source: String) {
+        self.init(name: "script", source)
     }
 }
 

@@ -3,7 +3,8 @@ import Tessera
 import TesseraRESP
 
 /// What every Redis-backed store shares: a client and the mapping of its failures to
-/// `StoreError`, so that an unreachable Redis is never mistaken for "absent".
+/// `StoreError` (see `StoreError.init(redis:backend:operation:)`), so that an unreachable Redis
+/// is never mistaken for "absent", nor a busy or failing one for an outage.
 protocol RedisBackedStore: Sendable {
     var client: any RedisCommandExecutor { get }
     var backendName: String { get }
@@ -15,7 +16,7 @@ extension RedisBackedStore {
         do {
             return try await client.evalScript(script, keys: keys.map { RESPArgument($0) }, arguments: arguments)
         } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
+            throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: script))
         }
     }
 
@@ -24,7 +25,7 @@ extension RedisBackedStore {
         do {
             return try await client.send(command, timeout: nil)
         } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
+            throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: command))
         }
     }
 
@@ -32,12 +33,12 @@ extension RedisBackedStore {
         do {
             return try await client.pipeline(commands, timeout: nil)
         } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
+            throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: commands))
         }
     }
 
     func malformed(_ operation: String) -> StoreError {
-        StoreError(backend: backendName, message: "unexpected reply to \(operation)")
+        StoreError(backend: backendName, message: "unexpected reply to \(operation)", kind: .failed, operation: operation)
     }
 }
 

@@ -80,7 +80,7 @@ enum RedisRateLimitScripts {
     /// KEYS: arrival. ARGV: now (seconds since 2001), emission interval, period, seconds from
     /// 1970 to 2001, rounding tolerance. The key holds the theoretical arrival time (seconds since 2001, %.17g so
     /// it reads back exactly) and expires then. Returns {1, '0'} or {0, retry after}.
-    static let acquire = RedisScript(
+    static let acquire = RedisScript(name: "ratelimit.acquire", 
         """
         local now = tonumber(ARGV[1])
         local stored = redis.call('GET', KEYS[1])
@@ -99,7 +99,7 @@ enum RedisRateLimitScripts {
 
     /// KEYS: counter. ARGV: now, forgotten at. A hash {n, exp}: the count restarts when the
     /// previous one had expired by the clock; each failure pushes the expiry forward.
-    static let recordFailure = RedisScript(
+    static let recordFailure = RedisScript(name: "ratelimit.recordFailure", 
         """
         local f = redis.call('HMGET', KEYS[1], 'n', 'exp')
         local n = 0
@@ -112,7 +112,7 @@ enum RedisRateLimitScripts {
     )
 
     /// KEYS: claim. ARGV: now, claimed until. Returns 1 for the first claim while none is live.
-    static let claimOnce = RedisScript(
+    static let claimOnce = RedisScript(name: "ratelimit.claimOnce", 
         """
         local claimed = redis.call('GET', KEYS[1])
         if claimed and tonumber(claimed) > tonumber(ARGV[1]) then return 0 end

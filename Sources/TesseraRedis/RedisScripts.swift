@@ -36,7 +36,7 @@ enum RedisScripts {
         """
 
     /// KEYS: session, index. ARGV: now, sid, idle, absolute, then field/value pairs.
-    static let createSession = RedisScript(
+    static let createSession = RedisScript(name: "createSession", 
         helpers + """
             local expiry = expiryOf(ARGV[3], ARGV[4])
             redis.call('DEL', KEYS[1])
@@ -56,7 +56,7 @@ enum RedisScripts {
     /// With the server's clock, "now" is when the script runs, not when the request was sent:
     /// a rotation that sat behind a stalled server is dated when it took effect, so the
     /// client's retry of the same token falls inside the grace window (issue 10, finding 5).
-    static let rotate = RedisScript(
+    static let rotate = RedisScript(name: "rotate", 
         helpers + """
             if ARGV[13] == '1' then
               local t = redis.call('TIME')
@@ -96,7 +96,7 @@ enum RedisScripts {
 
     /// KEYS: session, index, session denylist entry, session credentials. ARGV: now, user id,
     /// denied until, session id, revocation channel. Returns 1 when a live session of the user was ended.
-    static let revokeSession = RedisScript(
+    static let revokeSession = RedisScript(name: "revokeSession", 
         helpers + """
             local s = redis.call('HMGET', KEYS[1], 'uid', 'idle', 'abs')
             if not s[1] or s[1] ~= ARGV[2] or tonumber(ARGV[1]) >= expiryOf(s[2], s[3]) then
@@ -114,7 +114,7 @@ enum RedisScripts {
     /// revocation channel. The per-session keys are derived from the prefix, which carries the
     /// user's hash tag, so they share the index's slot. Returns {how many live sessions were
     /// ended, then every session id denied}.
-    static let revokeAllSessions = RedisScript(
+    static let revokeAllSessions = RedisScript(name: "revokeAllSessions", 
         helpers + """
             local now = tonumber(ARGV[1])
             local ended = 0
@@ -139,7 +139,7 @@ enum RedisScripts {
 
     /// KEYS: index. ARGV: now, user key prefix. Prunes expired members, then returns the
     /// fields of every live session.
-    static let listSessions = RedisScript(
+    static let listSessions = RedisScript(name: "listSessions", 
         """
         local now = tonumber(ARGV[1])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -153,10 +153,10 @@ enum RedisScripts {
     )
 
     /// KEYS: denylist entry. ARGV: until, revocation channel.
-    static let deny = RedisScript(helpers + "deny(KEYS[1], ARGV[1], ARGV[2])\nreturn 1")
+    static let deny = RedisScript(name: "deny", helpers + "deny(KEYS[1], ARGV[1], ARGV[2])\nreturn 1")
 
     /// KEYS: the user's token of this kind. ARGV: hash, payload, expires at.
-    static let putOneTimeToken = RedisScript(
+    static let putOneTimeToken = RedisScript(name: "putOneTimeToken", 
         """
         redis.call('DEL', KEYS[1])
         redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'payload', ARGV[2], 'exp', ARGV[3])
@@ -167,7 +167,7 @@ enum RedisScripts {
 
     /// KEYS: the user's token of this kind. ARGV: hash, payload, expires at, now. Stores only when
     /// the user has no live token of this kind (a newer token wins); 1 when stored.
-    static let restoreOneTimeToken = RedisScript(
+    static let restoreOneTimeToken = RedisScript(name: "restoreOneTimeToken", 
         """
         local exp = redis.call('HGET', KEYS[1], 'exp')
         if exp and tonumber(exp) > tonumber(ARGV[4]) then return 0 end
@@ -179,7 +179,7 @@ enum RedisScripts {
     )
 
     /// KEYS: the user's token of this kind. ARGV: hash. Deletes and returns {payload, exp} on a match.
-    static let consumeOneTimeToken = RedisScript(
+    static let consumeOneTimeToken = RedisScript(name: "consumeOneTimeToken", 
         """
         local t = redis.call('HMGET', KEYS[1], 'hash', 'payload', 'exp')
         if not t[1] or t[1] ~= ARGV[1] then return false end

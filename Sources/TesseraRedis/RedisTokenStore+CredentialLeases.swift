@@ -43,7 +43,7 @@ extension RedisTokenStore {
 
 enum RedisLeaseScripts {
     /// KEYS: session, lease. ARGV: now, user id, fence, until, ttl in ms. Returns 1 when taken.
-    static let acquire = RedisScript(
+    static let acquire = RedisScript(name: "lease.acquire", 
         RedisCredentialScripts.liveSession + """
             if not liveSession() then return 0 end
             local held = redis.call('GET', KEYS[2])
@@ -58,7 +58,7 @@ enum RedisLeaseScripts {
 
     /// KEYS: session, credentials, lease. ARGV: now, user id, name, value, fence. Returns 1 when
     /// the value was written (the fence held an unexpired lease, the session and credential live).
-    static let complete = RedisScript(
+    static let complete = RedisScript(name: "lease.complete", 
         RedisCredentialScripts.liveSession + """
         if not liveSession() then return 0 end
         local held = redis.call('GET', KEYS[3])
@@ -73,7 +73,7 @@ enum RedisLeaseScripts {
     )
 
     /// KEYS: lease. ARGV: fence. Deletes the lease only if that fence holds it.
-    static let release = RedisScript(
+    static let release = RedisScript(name: "lease.release", 
         """
         local held = redis.call('GET', KEYS[1])
         if held and string.match(held, '^(%S+) ') == ARGV[1] then redis.call('DEL', KEYS[1]) end

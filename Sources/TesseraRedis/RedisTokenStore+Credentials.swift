@@ -66,7 +66,7 @@ enum RedisCredentialScripts {
         """
 
     /// ARGV: now, user id, name, value, limit. Returns 'stored', 'missing' or 'limit'.
-    static let put = RedisScript(
+    static let put = RedisScript(name: "credential.put", 
         liveSession + """
             local absolute = liveSession()
             if not absolute then return 'missing' end
@@ -80,7 +80,7 @@ enum RedisCredentialScripts {
     )
 
     /// ARGV: now, user id, name. Returns the value, or nil.
-    static let get = RedisScript(
+    static let get = RedisScript(name: "credential.get", 
         liveSession + """
             if not liveSession() then return false end
             return redis.call('HGET', KEYS[2], ARGV[3])
@@ -88,7 +88,7 @@ enum RedisCredentialScripts {
     )
 
     /// ARGV: now, user id, name. Returns 1 when a credential was deleted.
-    static let delete = RedisScript(
+    static let delete = RedisScript(name: "credential.delete", 
         liveSession + """
             if not liveSession() then return 0 end
             return redis.call('HDEL', KEYS[2], ARGV[3])

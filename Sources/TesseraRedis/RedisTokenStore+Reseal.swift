@@ -56,7 +56,7 @@ extension RedisTokenStore {
 enum RedisResealScripts {
     /// KEYS: session, credentials of the session. ARGV: now, user id, name, new value, expected
     /// sealed value. Returns 1 when the value was replaced.
-    static let replace = RedisScript(
+    static let replace = RedisScript(name: "reseal.replace", 
         RedisCredentialScripts.liveSession + """
             if not liveSession() then return 0 end
             local current = redis.call('HGET', KEYS[2], ARGV[3])

@@ -33,7 +33,7 @@ extension RedisTokenStore {
         do {
             nodes = try await client.primaries()
         } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
+            throw StoreError(redis: error, backend: backendName, operation: "CLUSTER SLOTS")
         }
         var seen = Set<String>()
         for node in nodes {
@@ -43,7 +43,7 @@ extension RedisTokenStore {
                 do {
                     reply = try await node.send(["SCAN", .init(cursor), "MATCH", .init(pattern), "COUNT", 1000])
                 } catch {
-                    throw StoreError(backend: backendName, message: "\(error)")
+                    throw StoreError(redis: error, backend: backendName, operation: "SCAN")
                 }
                 guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
                     throw malformed("SCAN")

@@ -65,7 +65,7 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     }
 
     /// KEYS: the user's entry. ARGV: channel, message.
-    static let invalidateScript = RedisScript(
+    static let invalidateScript = RedisScript(name: "usercache.invalidate", 
         """
         redis.call('DEL', KEYS[1])
         redis.call('PUBLISH', ARGV[1], ARGV[2])
@@ -74,7 +74,7 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     )
 
     /// KEYS: the user's entry. ARGV: expires at, then field/value pairs. Replaces the entry whole.
-    static let storeScript = RedisScript(
+    static let storeScript = RedisScript(name: "usercache.store", 
         """
         redis.call('DEL', KEYS[1])
         redis.call('HSET', KEYS[1], unpack(ARGV, 2))

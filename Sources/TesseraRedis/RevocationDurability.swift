@@ -107,7 +107,7 @@ extension RedisBackedStore {
                 return reply
             }
         } catch {
-            throw StoreError(backend: backendName, message: "\(error)")
+            throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: script))
         }
     }
 }

@@ -87,8 +87,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as KeyFiles.Unavailable:
             return APIError(.conflict, code: "keys_ephemeral", detail: error.description)
         case let error as StoreError:
-            logger.error("token store unavailable", metadata: ["error": "\(error)"])
-            return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")
+            return storeProblem(error, logger: logger)
         case is PasswordHasher.Overloaded:
             // Every hashing slot is taken: shed load now rather than queue logins for seconds.
             return APIError(
@@ -115,6 +114,30 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
         default:
             logger.error("unhandled error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            return APIError(.internalServerError, code: "internal_error", detail: "An internal error occurred.")
+        }
+    }
+}
+
+extension ProblemMiddleware {
+    /// An unreachable store and a busy one both answer 503 (a busy one with `Retry-After`, as
+    /// the client should simply retry); a store that answered with an error is a fault of ours:
+    /// 500, logged with the failed operation's name (never its arguments).
+    static func storeProblem(_ error: StoreError, logger: Logger) -> APIError {
+        var metadata: Logger.Metadata = ["store": "\(error.backend)", "error": "\(error.message)"]
+        if let operation = error.operation { metadata["operation"] = "\(operation)" }
+        switch error.kind {
+        case .unavailable:
+            logger.error("token store unavailable", metadata: metadata)
+            return APIError(.serviceUnavailable, code: "store_unavailable", detail: "The token store is unavailable; try again shortly.")
+        case .overloaded:
+            logger.warning("token store overloaded", metadata: metadata)
+            return APIError(
+                .serviceUnavailable, code: "store_unavailable", detail: "The token store is busy; retry shortly.",
+                headers: [.retryAfter: "1"]
+            )
+        case .failed:
+            logger.error("token store operation failed", metadata: metadata)
             return APIError(.internalServerError, code: "internal_error", detail: "An internal error occurred.")
         }
     }

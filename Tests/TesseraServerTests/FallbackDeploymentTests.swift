@@ -186,4 +186,31 @@ struct FallbackDeploymentTests {
             #expect(try await me(server, again).status == .ok)
         }
     }
+
+    /// A Redis kept busy by a script (alive, answering `BUSY`) is no outage: requests answer
+    /// 503 with `Retry-After` and the instance never leaves the store it shares with the others.
+    @Test func aBusyRedisAnswers503WithRetryAfterAndTheInstanceStaysOnRedis() async throws {
+        try await withRedisServer(options: RedisServerProcess.busyAfterOneTenthOfASecond) { redis in
+            try await withTemporaryDirectory { directory in
+                let server = try await serve(redis, directory)
+                let grant = try await deployment.register(server, "busy@example.com")
+                try await redis.whileBusy {
+                    let busy = try await refresh(server, grant)
+                    #expect(busy.status == .serviceUnavailable)
+                    #expect(busy.code == "store_unavailable")
+                    #expect(busy.headers[.retryAfter] == "1")
+                    // Several probe periods (0.5 s) later, still on Redis.
+                    try await Task.sleep(for: .seconds(2))
+                    #expect(try await refresh(server, grant).status == .serviceUnavailable)
+                    #expect(try await deployment.call(server, .get, "/health")["mode"] == "primary")
+                }
+                // The rotation never ran, so the same refresh token still works, on Redis.
+                #expect(try await refresh(server, grant).status == .ok)
+                #expect(try await deployment.call(server, .get, "/health")["mode"] == "primary")
+                #expect(server.log.contains("token store overloaded"))
+                #expect(!server.log.contains("serving from the local fallback store"))
+                await server.stop()
+            }
+        }
+    }
 }

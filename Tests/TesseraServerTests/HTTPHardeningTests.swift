@@ -142,6 +142,27 @@ import Testing
         #expect(try await hasher.verify("correct horse battery", hash: try await hasher.hash("correct horse battery")))
     }
 
+    @Test func storeFailuresAnswerByTheirKind() {
+        let capture = LogCapture()
+        let answer = { (kind: StoreError.Kind) in
+            ProblemMiddleware<TesseraRequestContext>.problem(
+                for: StoreError(backend: "redis", message: "WRONGTYPE Operation against a key", kind: kind, operation: "EVALSHA rotate"),
+                logger: capture.logger("test")
+            )
+        }
+        let down = answer(.unavailable)
+        #expect(down.status == .serviceUnavailable && down.code == "store_unavailable")
+        let busy = answer(.overloaded)
+        #expect(busy.status == .serviceUnavailable && busy.code == "store_unavailable")
+        #expect(busy.headers[.retryAfter] == "1")
+        let failed = answer(.failed)
+        #expect(failed.status == .internalServerError && failed.code == "internal_error")
+        #expect(!failed.detail.contains("WRONGTYPE"), "nothing internal in the response")
+        let logged = capture.records.last
+        #expect(logged?.level == .error)
+        #expect(logged?.metadata["operation"] == "EVALSHA rotate")
+    }
+
     @Test func anOverloadedHasherIsA503WithRetryAfter() async throws {
         let problem = ProblemMiddleware<TesseraRequestContext>.problem(for: PasswordHasher.Overloaded(), logger: Logger(label: "test"))
         #expect(problem.status == .serviceUnavailable)
