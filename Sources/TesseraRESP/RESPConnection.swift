@@ -142,6 +142,10 @@ public final class RESPConnection: Sendable {
         if configuration.database != 0 {
             try await command(["SELECT", RESPArgument(configuration.database)]).get()
         }
+        if configuration.requiresPrimary {
+            let role = try await command(["ROLE"]).get().array?.first?.string ?? "unknown"
+            guard role == "master" else { throw .readOnly(message: "the node is not a primary (ROLE \(role))") }
+        }
         return version
     }
 

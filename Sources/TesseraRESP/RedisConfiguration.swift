@@ -44,6 +44,10 @@ public struct RedisConfiguration: Sendable {
     public var reconnectBaseDelay: Duration
     public var reconnectMaximumDelay: Duration
     public var decoderLimits: RESPDecoderLimits
+    /// When true every new connection asks `ROLE` and is refused with `.readOnly` unless the
+    /// node is a primary: how a client that was told where the primary is (by Sentinels)
+    /// avoids writing to a node that has been demoted since.
+    public var requiresPrimary: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -68,6 +72,7 @@ public struct RedisConfiguration: Sendable {
         self.reconnectBaseDelay = .milliseconds(100)
         self.reconnectMaximumDelay = .seconds(5)
         self.decoderLimits = RESPDecoderLimits()
+        self.requiresPrimary = false
     }
 
     /// Parses a `redis://` or `rediss://` URL. Percent-escapes are decoded in the user name,

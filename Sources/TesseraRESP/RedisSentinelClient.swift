@@ -6,8 +6,10 @@ import Synchronization
 
 /// The primary that a set of Redis Sentinels names, followed through failovers.
 ///
-/// - The primary is found with `SENTINEL get-master-addr-by-name` (first Sentinel that
-///   answers) and accepted only once `ROLE` on it says `master`.
+/// - The primary is found with `SENTINEL master <name>` asked of every Sentinel: the answer
+///   with the highest `config-epoch` wins (a Sentinel that missed a failover still names the
+///   old primary), and it is accepted only once `ROLE` on it says `master` — on every new
+///   connection, not just the first.
 /// - `+switch-master` is followed on a subscription to every Sentinel, and the address is
 ///   asked for again every `refreshInterval`.
 /// - `READONLY` (a demoted primary still reachable) or a primary that cannot be reached makes
@@ -96,7 +98,10 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
                 default: retryable = false
                 }
                 guard retryable, attempt < 32, ContinuousClock.now < deadline else {
-                    if error.isConnectionError || error.serverCode == "READONLY" { self.lookUpInBackground() }
+                    // NOREPLICAS: a revocation's WAIT found no replica, as on a primary being demoted.
+                    if error.isConnectionError || error.serverCode == "READONLY" || error.serverCode == "NOREPLICAS" {
+                        self.lookUpInBackground()
+                    }
                     throw error
                 }
                 await self.lookUp(minimumAge: .milliseconds(100))
@@ -178,40 +183,57 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
         Task { await self.lookUp(minimumAge: .milliseconds(100)) }
     }
 
+    /// Asks every Sentinel at once and follows the newest answer (`SentinelPrimaryChoice`).
+    /// A lookup takes as long as the slowest Sentinel, at most the command timeout.
     private func findPrimary() async {
-        for sentinel in self.sentinels {
-            guard let client = self.sentinelClient(sentinel) else { return }
-            guard let reply = try? await client.send(["SENTINEL", "get-master-addr-by-name", RESPArgument(self.masterName)]),
-                let parts = reply.array, parts.count == 2, let host = parts[0].string, let port = parts[1].string.flatMap({ Int($0) })
-            else { continue }
-            let address = RedisNodeAddress(host: host, port: port)
-            let replicas = await self.healthyReplicas(asking: client)
-            if self.state.withLock({ $0.primary?.address }) == address {
-                // Still the same: make sure it has not been demoted without us hearing of it.
-                if let current = self.state.withLock({ $0.primary?.client }), await Self.isPrimary(current) {
-                    if let replicas { self.state.withLock { $0.healthyReplicas = replicas } }
-                    return
+        let clients = self.sentinels.compactMap { self.sentinelClient($0) }
+        guard clients.count == self.sentinels.count else { return }
+        let name = RESPArgument(self.masterName)
+        let answers = await withTaskGroup(of: (Int, SentinelPrimaryChoice.Report)?.self) { group in
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    guard let reply = try? await client.send(["SENTINEL", "master", name]),
+                        let report = SentinelPrimaryChoice.Report(sentinelMaster: reply)
+                    else { return nil }
+                    return (index, report)
                 }
-                continue
             }
-            let candidate = RedisClient(configuration: self.configuration.at(address), eventLoopGroup: self.eventLoopGroup, logger: self.logger)
-            guard await Self.isPrimary(candidate) else {
-                await candidate.shutdown()
-                continue
+            var answers: [(Int, SentinelPrimaryChoice.Report)] = []
+            for await answer in group { if let answer { answers.append(answer) } }
+            return answers.sorted { $0.0 < $1.0 }
+        }
+        let choice = SentinelPrimaryChoice(answers.map(\.1))
+        guard let address = choice.primary, let epoch = choice.configEpoch,
+            let witness = answers.first(where: { $0.1.address == address && $0.1.configEpoch == epoch })
+        else { return }
+        let replicas = await self.healthyReplicas(asking: clients[witness.0])
+        if self.state.withLock({ $0.primary?.address }) == address {
+            // Still the same: make sure it has not been demoted without us hearing of it.
+            if let current = self.state.withLock({ $0.primary?.client }), await Self.isPrimary(current), let replicas {
+                self.state.withLock { $0.healthyReplicas = replicas }
             }
-            let previous: RedisClient? = self.state.withLock { state in
-                guard !state.isShutdown else { return candidate }
-                let previous = state.primary?.client
-                if previous != nil { state.switches += 1 }
-                state.primary = (address, candidate)
-                state.healthyReplicas = replicas
-                return previous
-            }
-            self.logger.notice("Redis primary", metadata: ["master": "\(self.masterName)", "address": "\(address)"])
-            // Commands still running on the old pool finish (or fail) there.
-            if let previous { Task { await previous.shutdown() } }
             return
         }
+        var primaryConfiguration = self.configuration.at(address)
+        primaryConfiguration.requiresPrimary = true
+        let candidate = RedisClient(configuration: primaryConfiguration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+        // Not promoted yet (or demoted again): keep what we have; commands that meet READONLY
+        // look again. An older answer is never taken instead: it may be the demoted primary.
+        guard await Self.isPrimary(candidate) else {
+            await candidate.shutdown()
+            return
+        }
+        let previous: RedisClient? = self.state.withLock { state in
+            guard !state.isShutdown else { return candidate }
+            let previous = state.primary?.client
+            if previous != nil { state.switches += 1 }
+            state.primary = (address, candidate)
+            state.healthyReplicas = replicas
+            return previous
+        }
+        self.logger.notice("Redis primary", metadata: ["master": "\(self.masterName)", "address": "\(address)", "config_epoch": "\(epoch)"])
+        // Commands still running on the old pool finish (or fail) there.
+        if let previous { Task { await previous.shutdown() } }
     }
 
     /// `SENTINEL replicas <name>`: how many are not flagged down (subjectively or objectively).

@@ -115,7 +115,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(revocationChannel), .init(String(request.idleTTL)), .init(String(request.revokedAccessTTL)),
                 .init(usesServerTime ? "1" : "0"),
             ],
-            durability: durability, written: { $0.array?.first?.string == "reused" }
+            durability: durability, revokes: { $0.array?.first?.string == "reused" }
         )
         let parts = reply.array ?? []
         switch parts.first?.string {
@@ -144,7 +144,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
                 .init(revocationChannel),
             ],
-            durability: durability, written: { $0.int == 1 }
+            durability: durability
         )
         if reply.int == 1 {
             revocations?.record(key: denyKey(userID, .session(id)), until: now.addingTimeInterval(accessTTL))
@@ -161,7 +161,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID)),
                 .init(revocationChannel),
             ],
-            durability: durability, written: { ($0.array?.count ?? 0) > 1 }
+            durability: durability
         )
         let parts = reply.array ?? []
         for sid in parts.dropFirst().compactMap(\.string) {

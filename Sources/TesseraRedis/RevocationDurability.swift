@@ -49,9 +49,16 @@ public struct RevocationDurability: Sendable {
         }
         guard required > 0 else { return }
         let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
-        let reply = try await connection.send(
-            ["WAIT", RESPArgument(required), RESPArgument(milliseconds)], timeout: timeout + connection.connection.commandTimeout
-        )
+        let reply: RESPValue
+        do {
+            reply = try await connection.send(
+                ["WAIT", RESPArgument(required), RESPArgument(milliseconds)], timeout: timeout + connection.connection.commandTimeout
+            )
+        } catch .err(let message) where message.contains("replica") {
+            // A demoted primary that is a replica now: the revocation ran (if at all) on the
+            // wrong node. READONLY makes a Sentinel or cluster client look again and retry.
+            throw .readOnly(message: message)
+        }
         let acknowledged = reply.int ?? 0
         guard acknowledged >= required else {
             throw .server(
@@ -90,12 +97,16 @@ final class ReplicaHistory: Sendable {
 }
 
 extension RedisBackedStore {
-    /// Runs a revocation script and, when `written(reply)` says it changed something, waits
-    /// for the replicas `durability` asks for on the same connection.
+    /// Runs a revocation script and, when `revokes(reply)` says the reply answers as a
+    /// revocation, waits for the replicas `durability` asks for on the same connection.
+    ///
+    /// A revocation that found nothing to revoke waits too: on a primary that is being demoted
+    /// "nothing here" can mean the session lives on the new primary, and only the missing
+    /// replica acknowledgement tells that apart from a session that is really gone.
     @discardableResult
     func runRevocation(
         _ script: RedisScript, keys: [String], _ arguments: [RESPArgument], durability: RevocationDurability,
-        written: @Sendable (RESPValue) -> Bool = { _ in true }
+        revokes: @Sendable (RESPValue) -> Bool = { _ in true }
     ) async throws -> RESPValue {
         let keyArguments = keys.map { RESPArgument($0) }
         let expected = client.expectedReplicas(routingKey: keyArguments.first)
@@ -103,7 +114,7 @@ extension RedisBackedStore {
             return try await client.withConnection(routingKey: keyArguments.first) {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
                 let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
-                if durability.minimumReplicas != 0, written(reply) { try await durability.acknowledge(on: connection, expected: expected) }
+                if durability.minimumReplicas != 0, revokes(reply) { try await durability.acknowledge(on: connection, expected: expected) }
                 return reply
             }
         } catch {
