@@ -1,4 +1,5 @@
 import Foundation
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,21 @@ public final class RedisClusterProcess: Sendable {
         self.nodeTimeoutMilliseconds = nodeTimeoutMilliseconds
     }
 
+    /// Starts the nodes on free port pairs; a port taken between the check and the bind (by a
+    /// test running beside this one) makes it start again on other ports, up to three times.
     public static func start(primaries: Int = 3, replicas: Int = 1, nodeTimeoutMilliseconds: Int = 1000) async throws -> RedisClusterProcess {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await startOnce(primaries: primaries, replicas: replicas, nodeTimeoutMilliseconds: nodeTimeoutMilliseconds)
+            } catch let failure as RedisServerProcess.Failure where attempt < 3 && failure.description.contains("Address already in use") {
+                continue
+            }
+        }
+    }
+
+    private static func startOnce(primaries: Int, replicas: Int, nodeTimeoutMilliseconds: Int) async throws -> RedisClusterProcess {
         var nodes: [RedisServerProcess] = []
         do {
             var ports = Set<Int>()
@@ -131,8 +146,14 @@ public func runRedisCLI(_ arguments: [String], timeout: Duration = .seconds(10))
     let finished = AsyncStream<Void>.makeStream()
     process.terminationHandler = { _ in finished.continuation.finish() }
     try runWithSignalsUnblocked(process)
-    // Read while it runs, so a full pipe never blocks it.
-    let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
+    // Read while it runs, so a full pipe never blocks it — on a Dispatch thread: a blocking read
+    // on one of the few cooperative threads (two on a 2-core machine) can starve every task
+    // of the suite while a long command (a script kept busy on purpose) runs.
+    let reader = Task {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+            DispatchQueue.global().async { continuation.resume(returning: output.fileHandleForReading.readDataToEndOfFile()) }
+        }
+    }
     let timer = Task {
         try await Task.sleep(for: timeout)
         if process.isRunning { sendSignal(process.processIdentifier, SIGKILL) }
