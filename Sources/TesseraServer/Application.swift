@@ -171,8 +171,9 @@ public enum TesseraHTTP {
         return try JSONBody.response(ReadyBody(status: "ready", phase: phase.name, mode: mode.rawValue))
     }
 
-    /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves; 503 `down` when
-    /// the store is unreachable and nothing serves in its place.
+    /// 200 `ok` on the primary store; 200 `degraded` while a fallback serves or, with a fallback
+    /// configured, while the store does not answer (`mode` says which store serves); 503 `down`
+    /// when the store does not answer and no fallback is configured.
     static func health(_ store: any TokenStore) async throws -> Response {
         let fallback = store as? FallbackTokenStore
         let storeHealth = await probe(store)
@@ -181,8 +182,12 @@ public enum TesseraHTTP {
         case (true, let fallback):
             let mode = fallback?.mode ?? .primary
             return try JSONBody.response(Health(status: mode == .primary ? "ok" : "degraded", mode: mode.rawValue, store: storeHealth))
-        case (false, .some):
-            return try JSONBody.response(Health(status: "degraded", mode: StoreMode.fallback.rawValue, store: storeHealth))
+        case (false, .some(let fallback)):
+            // An unreachable store switches now rather than at the next probe; a busy one is no
+            // outage and the instance stays on it (docs/REDIS.md, "three different answers").
+            // Either way the answer is the mode the instance is in.
+            await fallback.switchIfUnreachable()
+            return try JSONBody.response(Health(status: "degraded", mode: fallback.mode.rawValue, store: storeHealth))
         case (false, .none):
             return try JSONBody.response(Health(status: "down", mode: StoreMode.primary.rawValue, store: storeHealth), status: .serviceUnavailable)
         }
