@@ -8,11 +8,62 @@ import TesseraRESP
 /// revocation channel it is given (`<prefix>revocations`; '' publishes nothing), in the same
 /// atomic step, for the instances' `RevocationView`s.
 ///
-/// Times travel as decimal seconds since 1970 in strings written by Swift and stored as-is
-/// (Lua only compares them), so no precision is lost; Redis expiries are whole milliseconds.
+/// Session hashes use layout 2 (docs/REDIS.md, "Key layout"): one-letter fields, times as
+/// integer milliseconds since 1970, no ids (both are in the key), strings longer than 64 bytes
+/// split over several fields, so that Redis keeps the hash in its compact listpack encoding.
+/// Scripts read layout 1 too (decimal seconds, `uid`/`sid` repeated) and rotation rewrites such
+/// a session in layout 2. Denylist values stay decimal seconds: the revocation view and
+/// `isRevoked` read them.
 enum RedisScripts {
+    /// Session helpers, shared with the credential, lease and re-seal scripts.
+    static let sessionHelpers = """
+        local function ms(seconds) return math.floor(tonumber(seconds) * 1000 + 0.5) end
+        local function int(n) return string.format('%d', n) end
+        local function expiryOf(idle, absolute) return math.min(idle, absolute) end
+        -- Generation and times (ms) of the session at key, in either layout; nil when there is
+        -- none or (layout 1, which repeated the ids) it names another user.
+        local function sessionOf(key, uid)
+          local s = redis.call('HMGET', key, 'g', 'r', 'l', 'i', 'a')
+          if s[1] then
+            return {g = tonumber(s[1]), r = tonumber(s[2] or s[3]), i = tonumber(s[4]), a = tonumber(s[5])}
+          end
+          local o = redis.call('HMGET', key, 'uid', 'gen', 'rot', 'idle', 'abs')
+          if not o[1] or o[1] ~= uid then return nil end
+          return {g = tonumber(o[2]), r = ms(o[3]), i = ms(o[4]), a = ms(o[5]), legacy = true}
+        end
+        -- Appends name, value as 64-byte fields (name, name1, name2, ...) to fields.
+        local function chunked(fields, name, value)
+          if not value then return end
+          local n = 0
+          repeat
+            table.insert(fields, n == 0 and name or (name .. n))
+            table.insert(fields, string.sub(value, n * 64 + 1, n * 64 + 64))
+            n = n + 1
+          until n * 64 >= #value
+        end
+        -- Rewrites a layout-1 session in layout 2, keeping its expiry.
+        local function upgrade(key)
+          local raw = redis.call('HGETALL', key)
+          local o = {}
+          for n = 1, #raw, 2 do o[raw[n]] = raw[n + 1] end
+          local fields = {'g', o.gen, 'c', int(ms(o.cre)), 'l', int(ms(o.last)), 'i', int(ms(o.idle)), 'a', int(ms(o.abs))}
+          if ms(o.rot) ~= ms(o.last) then
+            table.insert(fields, 'r')
+            table.insert(fields, int(ms(o.rot)))
+          end
+          chunked(fields, 'd', o.dev)
+          chunked(fields, 'u', o.ua)
+          chunked(fields, 'p', o.ip)
+          local expiry = redis.call('PEXPIRETIME', key)
+          redis.call('DEL', key)
+          redis.call('HSET', key, unpack(fields))
+          if expiry > 0 then redis.call('PEXPIREAT', key, expiry) end
+        end
+
+        """
+
     /// Shared helpers, prepended to the scripts that need them.
-    private static let helpers = """
+    private static let helpers = sessionHelpers + """
         local function deny(key, untilText, channel)
           local untilMs = math.ceil(tonumber(untilText) * 1000)
           local current = redis.call('PEXPIRETIME', key)
@@ -21,69 +72,77 @@ enum RedisScripts {
             if channel ~= '' then redis.call('PUBLISH', channel, untilText .. ' ' .. key) end
           end
         end
-        local function expiryOf(idle, absolute)
-          return math.min(tonumber(idle), tonumber(absolute))
-        end
-        local function index(indexKey, sid, expiry, now)
-          redis.call('ZADD', indexKey, expiry, sid)
-          redis.call('ZREMRANGEBYSCORE', indexKey, '-inf', now)
+        -- The index scores are whole seconds, rounded up, so that they stay small integers; a
+        -- member is pruned once its second has fully passed.
+        local function index(indexKey, sid, expiryMs, nowMs)
+          redis.call('ZADD', indexKey, math.ceil(expiryMs / 1000), sid)
+          redis.call('ZREMRANGEBYSCORE', indexKey, '-inf', math.floor(nowMs / 1000))
           local last = redis.call('ZRANGE', indexKey, -1, -1, 'WITHSCORES')
           if last[2] then
             redis.call('PEXPIREAT', indexKey, math.ceil(tonumber(last[2]) * 1000))
           end
         end
+        -- Replaces the 64-byte fields of name with count values of ARGV from first on.
+        local function replaceChunked(key, name, first, count)
+          local n = 1
+          while redis.call('HDEL', key, name .. n) == 1 do n = n + 1 end
+          for c = 0, count - 1 do redis.call('HSET', key, c == 0 and name or (name .. c), ARGV[first + c]) end
+        end
 
         """
 
-    /// KEYS: session, index. ARGV: now, sid, idle, absolute, then field/value pairs.
-    static let createSession = RedisScript(name: "createSession", 
+    /// KEYS: session, index. ARGV: now, sid, idle, absolute (ms), then field/value pairs.
+    static let createSession = RedisScript(name: "createSession",
         helpers + """
-            local expiry = expiryOf(ARGV[3], ARGV[4])
+            local expiry = expiryOf(tonumber(ARGV[3]), tonumber(ARGV[4]))
             redis.call('DEL', KEYS[1])
             redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-            redis.call('PEXPIREAT', KEYS[1], math.ceil(expiry * 1000))
+            redis.call('PEXPIREAT', KEYS[1], expiry)
             index(KEYS[2], ARGV[2], expiry, tonumber(ARGV[1]))
             return 1
             """
     )
 
     /// KEYS: session, index, session denylist entry, session credentials.
-    /// ARGV: now, user id, presented generation, grace seconds, now + idle TTL, revoked until,
-    ///       user agent ('' to keep), ip ('' to keep), session id, revocation channel,
-    ///       idle TTL, revoked access TTL, '1' to date the rotation by the server's clock.
+    /// ARGV: now (ms), user id, presented generation, grace (ms), now + idle TTL (ms), revoked
+    ///       until (seconds), user-agent fields, ip fields (how many; 0 keeps what is there),
+    ///       session id, revocation channel, idle TTL (ms), revoked access TTL (seconds),
+    ///       '1' to date the rotation by the server's clock, then the user-agent and ip fields.
     /// Returns {'rotated' | 'reissued', fields...}, {'reused'} or {'invalid'}.
     ///
     /// With the server's clock, "now" is when the script runs, not when the request was sent:
     /// a rotation that sat behind a stalled server is dated when it took effect, so the
     /// client's retry of the same token falls inside the grace window (issue 10, finding 5).
-    static let rotate = RedisScript(name: "rotate", 
+    static let rotate = RedisScript(name: "rotate",
         helpers + """
             if ARGV[13] == '1' then
               local t = redis.call('TIME')
-              ARGV[1] = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-              ARGV[5] = string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[11]))
-              ARGV[6] = string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[12]))
+              local serverMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+              ARGV[1] = int(serverMs)
+              ARGV[5] = int(serverMs + tonumber(ARGV[11]))
+              ARGV[6] = string.format('%.3f', serverMs / 1000 + tonumber(ARGV[12]))
             end
             local now = tonumber(ARGV[1])
-            local s = redis.call('HMGET', KEYS[1], 'uid', 'gen', 'rot', 'idle', 'abs')
-            if not s[1] or s[1] ~= ARGV[2] or now >= expiryOf(s[4], s[5]) then
+            local s = sessionOf(KEYS[1], ARGV[2])
+            if not s or now >= expiryOf(s.i, s.a) then
               return {'invalid'}
             end
-            local generation = tonumber(s[2])
             local presented = tonumber(ARGV[3])
-            if presented == generation then
-              local idle = ARGV[5]
-              if tonumber(idle) > tonumber(s[5]) then idle = s[5] end
-              redis.call('HSET', KEYS[1], 'gen', tostring(generation + 1), 'rot', ARGV[1], 'last', ARGV[1], 'idle', idle)
-              if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[7]) end
-              if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[8]) end
-              local expiry = expiryOf(idle, s[5])
-              redis.call('PEXPIREAT', KEYS[1], math.ceil(expiry * 1000))
+            if presented == s.g then
+              if s.legacy then upgrade(KEYS[1]) end
+              local idle = math.min(tonumber(ARGV[5]), s.a)
+              redis.call('HDEL', KEYS[1], 'r')
+              redis.call('HSET', KEYS[1], 'g', int(s.g + 1), 'l', ARGV[1], 'i', int(idle))
+              local agents, addresses = tonumber(ARGV[7]), tonumber(ARGV[8])
+              if agents > 0 then replaceChunked(KEYS[1], 'u', 14, agents) end
+              if addresses > 0 then replaceChunked(KEYS[1], 'p', 14 + agents, addresses) end
+              local expiry = expiryOf(idle, s.a)
+              redis.call('PEXPIREAT', KEYS[1], expiry)
               index(KEYS[2], ARGV[9], expiry, now)
               return {'rotated', redis.call('HGETALL', KEYS[1])}
-            elseif presented == generation - 1 and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
+            elseif presented == s.g - 1 and now - s.r <= tonumber(ARGV[4]) then
               return {'reissued', redis.call('HGETALL', KEYS[1])}
-            elseif presented < generation then
+            elseif presented < s.g then
               redis.call('DEL', KEYS[1])
               redis.call('DEL', KEYS[4])
               redis.call('ZREM', KEYS[2], ARGV[9])
@@ -94,12 +153,13 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now, user id,
-    /// denied until, session id, revocation channel. Returns 1 when a live session of the user was ended.
-    static let revokeSession = RedisScript(name: "revokeSession", 
+    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now (ms), user
+    /// id, denied until (seconds), session id, revocation channel. Returns 1 when a live session
+    /// of the user was ended.
+    static let revokeSession = RedisScript(name: "revokeSession",
         helpers + """
-            local s = redis.call('HMGET', KEYS[1], 'uid', 'idle', 'abs')
-            if not s[1] or s[1] ~= ARGV[2] or tonumber(ARGV[1]) >= expiryOf(s[2], s[3]) then
+            local s = sessionOf(KEYS[1], ARGV[2])
+            if not s or tonumber(ARGV[1]) >= expiryOf(s.i, s.a) then
               return 0
             end
             redis.call('DEL', KEYS[1])
@@ -110,11 +170,11 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: index. ARGV: now, session id to keep ('' for none), denied until, user key prefix,
-    /// revocation channel. The per-session keys are derived from the prefix, which carries the
-    /// user's hash tag, so they share the index's slot. Returns {how many live sessions were
-    /// ended, then every session id denied}.
-    static let revokeAllSessions = RedisScript(name: "revokeAllSessions", 
+    /// KEYS: index. ARGV: now (ms), session id to keep ('' for none), denied until (seconds),
+    /// user key prefix, revocation channel, user id. The per-session keys are derived from the
+    /// prefix, which carries the user's hash tag, so they share the index's slot. Returns {how
+    /// many live sessions were ended, then every session id denied}.
+    static let revokeAllSessions = RedisScript(name: "revokeAllSessions",
         helpers + """
             local now = tonumber(ARGV[1])
             local ended = 0
@@ -123,8 +183,8 @@ enum RedisScripts {
             for _, sid in ipairs(members) do
               if sid ~= ARGV[2] then
                 local sessionKey = ARGV[4] .. 's:' .. sid
-                local s = redis.call('HMGET', sessionKey, 'idle', 'abs')
-                if s[1] and now < expiryOf(s[1], s[2]) then ended = ended + 1 end
+                local s = sessionOf(sessionKey, ARGV[6])
+                if s and now < expiryOf(s.i, s.a) then ended = ended + 1 end
                 redis.call('DEL', sessionKey)
                 redis.call('DEL', ARGV[4] .. 'cred:' .. sid)
                 redis.call('ZREM', KEYS[1], sid)
@@ -137,16 +197,15 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: index. ARGV: now, user key prefix. Prunes expired members, then returns the
-    /// fields of every live session.
-    static let listSessions = RedisScript(name: "listSessions", 
+    /// KEYS: index. ARGV: now (ms), user key prefix. Prunes members whose second has passed,
+    /// then returns {session id, fields} of every session still in the index.
+    static let listSessions = RedisScript(name: "listSessions",
         """
-        local now = tonumber(ARGV[1])
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', math.floor(tonumber(ARGV[1]) / 1000))
         local result = {}
         for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
           local fields = redis.call('HGETALL', ARGV[2] .. 's:' .. sid)
-          if #fields > 0 then table.insert(result, fields) end
+          if #fields > 0 then table.insert(result, {sid, fields}) end
         end
         return result
         """

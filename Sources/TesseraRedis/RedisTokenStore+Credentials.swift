@@ -54,13 +54,13 @@ extension RedisTokenStore {
 
 /// The credential scripts. KEYS: session, credentials of the session. ARGV: now, user id, name, …
 enum RedisCredentialScripts {
-    /// Whether KEYS[1] is a live session of the user ARGV[2] at ARGV[1]; returns its absolute expiry.
-    static let liveSession = """
+    /// Whether KEYS[1] is a live session of the user ARGV[2] at ARGV[1] (seconds); returns its
+    /// absolute expiry in milliseconds.
+    static let liveSession = RedisScripts.sessionHelpers + """
         local function liveSession()
-          local s = redis.call('HMGET', KEYS[1], 'uid', 'idle', 'abs')
-          if not s[1] or s[1] ~= ARGV[2] then return nil end
-          if tonumber(ARGV[1]) >= math.min(tonumber(s[2]), tonumber(s[3])) then return nil end
-          return tonumber(s[3])
+          local s = sessionOf(KEYS[1], ARGV[2])
+          if not s or tonumber(ARGV[1]) * 1000 >= expiryOf(s.i, s.a) then return nil end
+          return s.a
         end
 
         """
@@ -74,7 +74,7 @@ enum RedisCredentialScripts {
               return 'limit'
             end
             redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-            redis.call('PEXPIREAT', KEYS[2], math.ceil(absolute * 1000))
+            redis.call('PEXPIREAT', KEYS[2], absolute)
             return 'stored'
             """
     )

@@ -61,7 +61,11 @@ extension RedisTokenStore {
         var read: [RESPArgument]
 
         func isLive(_ reply: RESPValue, _ now: Double) -> Bool {
-            let times = (reply.array ?? [reply]).map { $0.string.flatMap(Double.init) }
+            var times = (reply.array ?? [reply]).map { $0.string.flatMap(Double.init) }
+            if case .session = kind {
+                // `i`, `a` in ms (layout 2), else `idle`, `abs` in seconds (layout 1).
+                times = times.count == 4 && times[0] != nil ? times[0..<2].map { $0.map { $0 / 1000 } } : Array(times.dropFirst(2))
+            }
             guard !times.isEmpty, times.allSatisfy({ $0 != nil }) else { return false }
             return times.allSatisfy { now < $0! }
         }
@@ -73,7 +77,7 @@ extension RedisTokenStore {
         let rest = key[tagEnd.upperBound...]
         let argument = RESPArgument(key)
         if rest.hasPrefix("s:") {
-            return StatisticsEntry(kind: .session, read: ["HMGET", argument, "idle", "abs"])
+            return StatisticsEntry(kind: .session, read: ["HMGET", argument, "i", "a", "idle", "abs"])
         } else if rest.hasPrefix("deny:") {
             return StatisticsEntry(kind: .denied, read: ["GET", argument])
         } else if rest.hasPrefix("ott:") {

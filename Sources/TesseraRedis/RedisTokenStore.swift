@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Tessera
 import TesseraRESP
 
@@ -74,26 +75,31 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
 
     public func createSession(_ session: SessionRecord) async throws {
         var arguments: [RESPArgument] = [
-            .init(Self.text(clock.now())), .init(session.id), .init(Self.text(session.idleExpiresAt)),
-            .init(Self.text(session.absoluteExpiresAt)),
+            .init(Self.milliseconds(clock.now())), .init(session.id), .init(Self.milliseconds(session.idleExpiresAt)),
+            .init(Self.milliseconds(session.absoluteExpiresAt)),
         ]
         for (field, value) in Self.fields(of: session) {
-            arguments += [.init(field), .init(value)]
+            arguments += [.init(field), value]
         }
         try await run(RedisScripts.createSession, keys: [sessionKey(session.userID, session.id), indexKey(session.userID)], arguments)
     }
 
     public func session(id: String, userID: String) async throws -> SessionRecord? {
         let reply = try await send(["HGETALL", .init(sessionKey(userID, id))])
-        guard let session = Self.session(from: reply), session.userID == userID, session.isLive(at: clock.now()) else { return nil }
+        guard let session = Self.session(from: reply, id: id, userID: userID), session.isLive(at: clock.now()) else { return nil }
         return session
     }
 
     public func sessions(userID: String) async throws -> [SessionRecord] {
         let now = clock.now()
-        let reply = try await run(RedisScripts.listSessions, keys: [indexKey(userID)], [.init(Self.text(now)), .init(userPrefix(userID))])
+        let reply = try await run(
+            RedisScripts.listSessions, keys: [indexKey(userID)], [.init(Self.milliseconds(now)), .init(userPrefix(userID))]
+        )
         return (reply.array ?? [])
-            .compactMap(Self.session(from:))
+            .compactMap { entry in
+                guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { return nil }
+                return Self.session(from: parts[1], id: id, userID: userID)
+            }
             .filter { $0.isLive(at: now) }
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
@@ -101,6 +107,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     public func rotate(_ request: RotationRequest) async throws -> RotationOutcome {
         let now = clock.now()
         // Only a detected re-use writes a revocation; ordinary rotations do not wait for replicas.
+        let agents = request.userAgent.map(Self.chunks) ?? []
+        let addresses = request.ipAddress.map(Self.chunks) ?? []
         let reply = try await runRevocation(
             RedisScripts.rotate,
             keys: [
@@ -108,22 +116,26 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 denyKey(request.userID, .session(request.sessionID)), credentialsKey(request.userID, request.sessionID),
             ],
             [
-                .init(Self.text(now)), .init(request.userID), .init(request.presentedGeneration),
-                .init(String(request.graceWindow)), .init(Self.text(now.addingTimeInterval(request.idleTTL))),
+                .init(Self.milliseconds(now)), .init(request.userID), .init(request.presentedGeneration),
+                .init(Self.milliseconds(request.graceWindow)), .init(Self.milliseconds(now.addingTimeInterval(request.idleTTL))),
                 .init(Self.text(now.addingTimeInterval(request.revokedAccessTTL))),
-                .init(request.userAgent ?? ""), .init(request.ipAddress ?? ""), .init(request.sessionID),
-                .init(revocationChannel), .init(String(request.idleTTL)), .init(String(request.revokedAccessTTL)),
+                .init(agents.count), .init(addresses.count), .init(request.sessionID),
+                .init(revocationChannel), .init(Self.milliseconds(request.idleTTL)), .init(String(request.revokedAccessTTL)),
                 .init(usesServerTime ? "1" : "0"),
-            ],
+            ] + agents + addresses,
             durability: durability, revokes: { $0.array?.first?.string == "reused" }
         )
         let parts = reply.array ?? []
         switch parts.first?.string {
         case "rotated":
-            guard parts.count == 2, let session = Self.session(from: parts[1]) else { throw malformed("rotate") }
+            guard parts.count == 2, let session = Self.session(from: parts[1], id: request.sessionID, userID: request.userID) else {
+                throw malformed("rotate")
+            }
             return .rotated(session)
         case "reissued":
-            guard parts.count == 2, let session = Self.session(from: parts[1]) else { throw malformed("rotate") }
+            guard parts.count == 2, let session = Self.session(from: parts[1], id: request.sessionID, userID: request.userID) else {
+                throw malformed("rotate")
+            }
             return .reissued(session)
         case "reused":
             revocations?.record(key: denyKey(request.userID, .session(request.sessionID)), until: now.addingTimeInterval(request.revokedAccessTTL))
@@ -141,7 +153,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
             RedisScripts.revokeSession,
             keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id)],
             [
-                .init(Self.text(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
+                .init(Self.milliseconds(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
                 .init(revocationChannel),
             ],
             durability: durability
@@ -158,8 +170,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
             RedisScripts.revokeAllSessions,
             keys: [indexKey(userID)],
             [
-                .init(Self.text(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(userPrefix(userID)),
-                .init(revocationChannel),
+                .init(Self.milliseconds(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))),
+                .init(userPrefix(userID)), .init(revocationChannel), .init(userID),
             ],
             durability: durability
         )
@@ -234,24 +246,72 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     /// Seconds since 1970 in Swift's shortest exact spelling; Lua compares, never rewrites, them.
     static func text(_ date: Date) -> String { String(date.timeIntervalSince1970) }
 
-    static func fields(of session: SessionRecord) -> [(String, String)] {
-        var fields = [
-            ("uid", session.userID), ("sid", session.id), ("gen", String(session.generation)), ("rot", text(session.rotatedAt)),
-            ("cre", text(session.createdAt)), ("last", text(session.lastUsedAt)), ("idle", text(session.idleExpiresAt)),
-            ("abs", text(session.absoluteExpiresAt)),
+    /// Milliseconds since 1970, rounded to the nearest: the unit of a session hash's times.
+    static func milliseconds(_ date: Date) -> Int64 { milliseconds(date.timeIntervalSince1970) }
+    static func milliseconds(_ seconds: TimeInterval) -> Int64 { Int64((seconds * 1000).rounded()) }
+
+    /// The most bytes in one hash value that Redis keeps in a listpack (`hash-max-listpack-value`).
+    static let chunkBytes = 64
+
+    /// `text` as byte runs of at most `chunkBytes` (one, empty, for ""); they are joined again as
+    /// bytes, so a cut inside a UTF-8 sequence does no harm.
+    static func chunks(_ text: String) -> [RESPArgument] {
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty else { return [RESPArgument("")] }
+        return stride(from: 0, to: bytes.count, by: chunkBytes).map { RESPArgument(Array(bytes[$0..<min($0 + chunkBytes, bytes.count)])) }
+    }
+
+    /// The hash fields of a session in layout 2 (`RedisScripts`): `g` generation, `c`, `l`, `r`
+    /// (only when it differs from `l`), `i`, `a` times in ms, `d`, `u`, `p` strings in 64-byte
+    /// runs (`u`, `u1`, `u2`, ...).
+    static func fields(of session: SessionRecord) -> [(String, RESPArgument)] {
+        var fields: [(String, RESPArgument)] = [
+            ("g", .init(session.generation)), ("c", .init(milliseconds(session.createdAt))),
+            ("l", .init(milliseconds(session.lastUsedAt))), ("i", .init(milliseconds(session.idleExpiresAt))),
+            ("a", .init(milliseconds(session.absoluteExpiresAt))),
         ]
-        if let device = session.device { fields.append(("dev", device)) }
-        if let userAgent = session.userAgent { fields.append(("ua", userAgent)) }
-        if let ip = session.ipAddress { fields.append(("ip", ip)) }
+        if milliseconds(session.rotatedAt) != milliseconds(session.lastUsedAt) {
+            fields.append(("r", .init(milliseconds(session.rotatedAt))))
+        }
+        for (name, value) in [("d", session.device), ("u", session.userAgent), ("p", session.ipAddress)] {
+            guard let value else { continue }
+            for (n, chunk) in chunks(value).enumerated() { fields.append((n == 0 ? name : "\(name)\(n)", chunk)) }
+        }
         return fields
     }
 
-    /// Reads a session from HGETALL's reply (a RESP3 map, or a flat array from Lua / RESP2).
-    static func session(from reply: RESPValue) -> SessionRecord? {
+    /// Reads a session from HGETALL's reply (a RESP3 map, or a flat array from Lua / RESP2), in
+    /// layout 2 or in layout 1 (which also held the ids: they must match the key's).
+    static func session(from reply: RESPValue, id: String, userID: String) -> SessionRecord? {
         guard let map = reply.stringMap, !map.isEmpty else { return nil }
+        if map["uid"] != nil { return legacySession(from: map, id: id, userID: userID) }
+        func date(_ key: String) -> Date? {
+            map[key]?.string.flatMap { Int64($0) }.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        }
+        func joined(_ name: String) -> String? {
+            guard var bytes = map[name]?.bytes else { return nil }
+            var n = 1
+            while var next = map["\(name)\(n)"]?.bytes {
+                bytes.writeBuffer(&next)
+                n += 1
+            }
+            return String(decoding: bytes.readableBytesView, as: UTF8.self)
+        }
+        guard let generation = map["g"]?.string.flatMap({ Int64($0) }), let createdAt = date("c"), let lastUsedAt = date("l"),
+            let idle = date("i"), let absolute = date("a")
+        else { return nil }
+        return SessionRecord(
+            id: id, userID: userID, generation: generation, rotatedAt: date("r") ?? lastUsedAt, createdAt: createdAt,
+            lastUsedAt: lastUsedAt, idleExpiresAt: idle, absoluteExpiresAt: absolute, device: joined("d"), userAgent: joined("u"),
+            ipAddress: joined("p")
+        )
+    }
+
+    /// Layout 1: every time as decimal seconds, the ids repeated, strings whole.
+    private static func legacySession(from map: [String: RESPValue], id: String, userID: String) -> SessionRecord? {
         func string(_ key: String) -> String? { map[key]?.string }
         func date(_ key: String) -> Date? { string(key).flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
-        guard let userID = string("uid"), let id = string("sid"), let generation = string("gen").flatMap({ Int64($0) }),
+        guard string("uid") == userID, string("sid") == id, let generation = string("gen").flatMap({ Int64($0) }),
             let rotatedAt = date("rot"), let createdAt = date("cre"), let lastUsedAt = date("last"),
             let idle = date("idle"), let absolute = date("abs")
         else { return nil }

@@ -78,7 +78,7 @@ struct RedisDeploymentTests {
                 let client = try RedisClient(url: redis.url)
                 let sessionKey = RESPArgument("app1:{u:\(userID)}:s:\(sessionID)")
                 #expect(try await client.send(["EXISTS", sessionKey]).int == 1)
-                #expect(try await client.send(["HGET", sessionKey, "gen"]).string == "1")
+                #expect(try await client.send(["HGET", sessionKey, "g"]).string == "1")
                 // No token material anywhere in Redis.
                 let dump = try await client.send(["HGETALL", sessionKey]).description
                 #expect(!dump.contains(grant["refresh_token"]!.split(separator: ".").last!))

@@ -44,9 +44,10 @@ struct RedisTokenStoreTests {
                 let ttl = try await client.send(["PTTL", .init(key)]).int ?? -3
                 #expect(ttl > 0, "\(key) has no TTL")
             }
-            // The session key expires with the session; the denylist entry with the access TTL.
+            // The session key expires with the session (its times are whole milliseconds); the
+            // denylist entry with the access TTL.
             let sessionExpiry = try await client.send(["PEXPIRETIME", "t:{u:alice}:s:s1"]).int
-            #expect(sessionExpiry == Int((a.idleExpiresAt.timeIntervalSince1970 * 1000).rounded(.up)))
+            #expect(sessionExpiry == Int((a.idleExpiresAt.timeIntervalSince1970 * 1000).rounded()))
             let denyExpiry = try await client.send(["PEXPIRETIME", "t:{u:alice}:deny:sid:s2"]).int
             #expect(denyExpiry == Int((clock.now().addingTimeInterval(900).timeIntervalSince1970 * 1000).rounded(.up)))
         }
@@ -61,7 +62,7 @@ struct RedisTokenStoreTests {
             let key = "t:{u:alice}:cred:s1"
             #expect(try await allKeys(client).contains(key))
             let expiry = try await client.send(["PEXPIRETIME", .init(key)]).int
-            #expect(expiry == Int((a.absoluteExpiresAt.timeIntervalSince1970 * 1000).rounded(.up)))
+            #expect(expiry == Int((a.absoluteExpiresAt.timeIntervalSince1970 * 1000).rounded()))
             // The refresh path never carries credential bytes: neither the session hash nor the
             // rotation's reply mentions them.
             let rotated = try await store.rotate(

@@ -43,7 +43,7 @@ struct StalledRedisTests {
             let checker = try RedisClient(url: server.url)
             defer { Task { await checker.shutdown() } }
             try await waitUntil("the queued rotation ran", .seconds(30)) {
-                try await checker.send(["HGET", "stall:{u:alice}:s:s1", "gen"]).string == "2"
+                try await checker.send(["HGET", "stall:{u:alice}:s:s1", "g"]).string == "2"
             }
             // The client's retry of generation 1: 6 s after it was sent, but just after the
             // rotation took effect, so inside the 4 s grace window.

@@ -8,9 +8,14 @@ prefix = sys.argv[3] if len(sys.argv) > 3 else "tessera:"
 lines = open(template_path).read().split("\n")
 fields = dict(zip(lines[0::2], lines[1::2]))
 fields.pop("", None)
-expiry = min(float(fields["idle"]), float(fields["abs"]))
-expiry_ms = str(int(expiry * 1000) + 1).encode()
-score = repr(expiry).encode()
+if "uid" in fields:  # layout 1: decimal seconds, the ids repeated in the hash
+    expiry = min(float(fields["idle"]), float(fields["abs"]))
+    expiry_ms = str(int(expiry * 1000) + 1).encode()
+    score = repr(expiry).encode()
+else:  # layout 2: integer milliseconds, whole-second index scores rounded up
+    expiry = min(int(fields["i"]), int(fields["a"]))
+    expiry_ms = str(expiry).encode()
+    score = str(-(-expiry // 1000)).encode()
 
 def bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
@@ -24,7 +29,7 @@ for i in range(count):
     upfx = prefix.encode() + b"{u:" + user + b"}:"
     key = upfx + b"s:" + sid
     index = upfx + b"sessions"
-    pairs = [(b"uid", user), (b"sid", sid)] + constant
+    pairs = ([(b"uid", user), (b"sid", sid)] if "uid" in fields else []) + constant
     hset = [b"HSET", key] + [x for pair in pairs for x in pair]
     chunk.append(b"*%d\r\n" % len(hset) + b"".join(bulk(x) for x in hset))
     chunk.append(b"*3\r\n" + bulk(b"PEXPIREAT") + bulk(key) + bulk(expiry_ms))
