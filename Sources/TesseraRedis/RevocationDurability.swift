@@ -11,14 +11,13 @@ import TesseraRESP
 public struct RevocationDurability: Sendable {
     /// Replicas that must acknowledge; nil means one if the primary has a replica, none
     /// otherwise. It has one when `INFO replication` on the same connection shows one
-    /// connected, or when it showed one less than `replicaMemory` ago in the same replication
-    /// history (`master_replid`) and the control plane (cluster slot map, Sentinels) still
-    /// lists a healthy replica. The memory matters while a primary is being demoted: it has
-    /// lost its replica a moment before it stops taking writes, and a logout it took then,
-    /// unreplicated, would vanish with the switch; remembered, that logout waits, fails (503)
-    /// and is retried on the new primary. A promoted replica has a new replication ID, and a
-    /// primary whose only replica the control plane reports down forgets it: both acknowledge
-    /// alone until a replica connects.
+    /// connected, or, with a control plane (cluster slot map, Sentinels), when that lists a
+    /// healthy replica — connected or not: a replica still connecting, or cut off while it is
+    /// being promoted, is what a failover would promote, so a logout waits for it (503 until it
+    /// is back) instead of being acknowledged unreplicated. Without a control plane (one server)
+    /// the primary has one when it showed one connected less than `replicaMemory` ago in the
+    /// same replication history (`master_replid`). A primary whose only replica the control
+    /// plane reports down acknowledges alone until a replica connects.
     public var minimumReplicas: Int?
     /// How long `WAIT` may block.
     public var timeout: Duration
@@ -45,7 +44,7 @@ public struct RevocationDurability: Sendable {
         } else {
             let (replicationID, connected) = Self.replication(try await connection.send(["INFO", "replication"]))
             let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
-            required = connected > 0 || (remembered && (expected ?? 1) > 0) ? 1 : 0
+            required = Self.required(connected: connected, expected: expected, remembered: remembered)
         }
         guard required > 0 else { return }
         let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
@@ -66,6 +65,13 @@ public struct RevocationDurability: Sendable {
                 message: "revocation acknowledged by \(acknowledged) of \(required) replicas within \(milliseconds) ms"
             )
         }
+    }
+
+    /// The automatic rule: the control plane's word, when there is one, over the memory — a
+    /// replica it lists healthy but not (yet) connected is waited for, so that a failover to it
+    /// cannot lose what was acknowledged meanwhile.
+    static func required(connected: Int, expected: Int?, remembered: Bool) -> Int {
+        connected > 0 || (expected.map { $0 > 0 } ?? remembered) ? 1 : 0
     }
 
     /// `master_replid` and `connected_slaves` from `INFO replication`.

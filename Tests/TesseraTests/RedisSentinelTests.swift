@@ -57,7 +57,14 @@ struct RedisSentinelTests {
             let stoppedAt = ContinuousClock.now
             load.stop()
             await running.value
-            let lost = try await load.lostRevocations(store)
+            let lostEntries = try await load.lost(store)
+            let lost = lostEntries.count
+            for entry in lostEntries {
+                print(
+                    "sentinel failover: lost logout of \(entry.session) acknowledged \(milliseconds(entry.at - switchedAt)) ms after the switch, "
+                        + "\(milliseconds(entry.at - killedAt)) ms after the kill, ended \(entry.ended)"
+                )
+            }
             let switchGap = load.longestGap(from: switchedAt, to: killedAt)
             let killGap = load.longestGap(from: killedAt, to: stoppedAt)
             print(

@@ -10,6 +10,20 @@ import Testing
 /// cannot undo a logout that was answered.
 @Suite("Revocations wait for replicas")
 struct RevocationDurabilityTests {
+    /// (connected replicas, replicas the control plane lists healthy, seen one recently) → required.
+    @Test(arguments: [
+        (1, nil, false, 1), (1, 0, false, 1),
+        // A replica listed healthy but not connected (still syncing, or cut off by a switch).
+        (0, 1, false, 1), (0, 1, true, 1),
+        // Listed down by the control plane: alone, whatever was seen before.
+        (0, 0, true, 0), (0, 0, false, 0),
+        // One server, no control plane: the memory decides.
+        (0, nil, true, 1), (0, nil, false, 0),
+    ] as [(Int, Int?, Bool, Int)])
+    func theAutomaticRuleWaitsForEveryReplicaAFailoverCouldPromote(_ connected: Int, _ expected: Int?, _ remembered: Bool, _ required: Int) {
+        #expect(RevocationDurability.required(connected: connected, expected: expected, remembered: remembered) == required)
+    }
+
     @Test func aPrimarySeenWithAReplicaKeepsNeedingOneForAWhile() {
         let history = ReplicaHistory()
         let start = ContinuousClock.now

@@ -29,15 +29,16 @@ struct StalledRedisTests {
                 idleExpiresAt: now.addingTimeInterval(3600), absoluteExpiresAt: now.addingTimeInterval(7200)
             ))
             let request = { (generation: Int64) in
-                RotationRequest(userID: "alice", sessionID: "s1", presentedGeneration: generation, graceWindow: 4, idleTTL: 3600, revokedAccessTTL: 900)
+                RotationRequest(userID: "alice", sessionID: "s1", presentedGeneration: generation, graceWindow: 6, idleTTL: 3600, revokedAccessTTL: 900)
             }
             // Loads the script first, so the stalled call is the rotation itself.
-            _ = try await store.rotate(.init(userID: "alice", sessionID: "warm", presentedGeneration: 1, graceWindow: 4, idleTTL: 3600, revokedAccessTTL: 900))
+            _ = try await store.rotate(.init(userID: "alice", sessionID: "warm", presentedGeneration: 1, graceWindow: 6, idleTTL: 3600, revokedAccessTTL: 900))
 
             server.pause()
             // The client gives up after its timeout; the script stays queued in the server.
             await #expect(throws: StoreError.self) { try await store.rotate(request(1)) }
-            try await Task.sleep(for: .seconds(6))
+            // Longer than the grace window, so that dating the rotation by the request would refuse it.
+            try await Task.sleep(for: .seconds(10))
             server.resume()
 
             let checker = try RedisClient(url: server.url)
@@ -45,8 +46,9 @@ struct StalledRedisTests {
             try await waitUntil("the queued rotation ran", .seconds(30)) {
                 try await checker.send(["HGET", "stall:{u:alice}:s:s1", "g"]).string == "2"
             }
-            // The client's retry of generation 1: 6 s after it was sent, but just after the
-            // rotation took effect, so inside the 4 s grace window.
+            // The client's retry of generation 1: 10 s after it was sent, but just after the
+            // rotation took effect, so inside the 6 s grace window (wide enough for a loaded
+            // machine between the rotation and the retry).
             let retry = try await store.rotate(request(1))
             guard case .reissued(let current) = retry else {
                 Issue.record("the retry was answered \(retry), not reissued")
