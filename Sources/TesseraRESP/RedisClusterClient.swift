@@ -164,6 +164,8 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
         }
     }
 
+    public var isCluster: Bool { true }
+
     public func primaries() async throws(RedisError) -> [RedisClient] {
         let map = try await self.currentMap()
         var clients: [RedisClient] = []

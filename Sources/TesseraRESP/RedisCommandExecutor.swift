@@ -27,10 +27,14 @@ public protocol RedisCommandExecutor: RedisCommandSender {
     /// says the primary serving `routingKey` has; nil when only the primary itself can tell.
     /// A primary being demoted has lost its replica already while this still counts it.
     func expectedReplicas(routingKey: RESPArgument?) -> Int?
+    /// Whether keys are spread over nodes by hash slot (a Redis Cluster): a script may then
+    /// touch only keys of one slot.
+    var isCluster: Bool { get }
 }
 
 extension RedisCommandExecutor {
     public func expectedReplicas(routingKey: RESPArgument?) -> Int? { nil }
+    public var isCluster: Bool { false }
 }
 
 /// One leased connection to one node. During a cluster slot migration (`ASK`) it prefixes each

@@ -64,12 +64,18 @@ enum RedisScripts {
 
     /// Shared helpers, prepended to the scripts that need them.
     private static let helpers = sessionHelpers + """
-        local function deny(key, untilText, channel)
+        -- denials: the slot's DenialIndex set, pruned by the server's clock (as Redis expires keys).
+        local function deny(key, untilText, channel, denials)
           local untilMs = math.ceil(tonumber(untilText) * 1000)
           local current = redis.call('PEXPIRETIME', key)
           if current < untilMs then
             redis.call('SET', key, untilText, 'PXAT', untilMs)
             if channel ~= '' then redis.call('PUBLISH', channel, untilText .. ' ' .. key) end
+            local t = redis.call('TIME')
+            redis.call('ZREMRANGEBYSCORE', denials, '-inf', tonumber(t[1]) * 1000)
+            redis.call('ZADD', denials, 'GT', untilMs, key)
+            local last = redis.call('ZRANGE', denials, -1, -1, 'WITHSCORES')
+            redis.call('PEXPIREAT', denials, last[2])
           end
         end
         -- The index scores are whole seconds, rounded up, so that they stay small integers; a
@@ -103,7 +109,7 @@ enum RedisScripts {
             """
     )
 
-    /// KEYS: session, index, session denylist entry, session credentials.
+    /// KEYS: session, index, session denylist entry, session credentials, denial index.
     /// ARGV: now (ms), user id, presented generation, grace (ms), now + idle TTL (ms), revoked
     ///       until (seconds), user-agent fields, ip fields (how many; 0 keeps what is there),
     ///       session id, revocation channel, idle TTL (ms), revoked access TTL (seconds),
@@ -146,14 +152,14 @@ enum RedisScripts {
               redis.call('DEL', KEYS[1])
               redis.call('DEL', KEYS[4])
               redis.call('ZREM', KEYS[2], ARGV[9])
-              deny(KEYS[3], ARGV[6], ARGV[10])
+              deny(KEYS[3], ARGV[6], ARGV[10], KEYS[5])
               return {'reused'}
             end
             return {'invalid'}
             """
     )
 
-    /// KEYS: session, index, session denylist entry, session credentials. ARGV: now (ms), user
+    /// KEYS: session, index, session denylist entry, session credentials, denial index. ARGV: now (ms), user
     /// id, denied until (seconds), session id, revocation channel. Returns 1 when a live session
     /// of the user was ended.
     static let revokeSession = RedisScript(name: "revokeSession",
@@ -165,12 +171,12 @@ enum RedisScripts {
             redis.call('DEL', KEYS[1])
             redis.call('DEL', KEYS[4])
             redis.call('ZREM', KEYS[2], ARGV[4])
-            deny(KEYS[3], ARGV[3], ARGV[5])
+            deny(KEYS[3], ARGV[3], ARGV[5], KEYS[5])
             return 1
             """
     )
 
-    /// KEYS: index. ARGV: now (ms), session id to keep ('' for none), denied until (seconds),
+    /// KEYS: index, denial index. ARGV: now (ms), session id to keep ('' for none), denied until (seconds),
     /// user key prefix, revocation channel, user id. The per-session keys are derived from the
     /// prefix, which carries the user's hash tag, so they share the index's slot. Returns {how
     /// many live sessions were ended, then every session id denied}.
@@ -188,7 +194,7 @@ enum RedisScripts {
                 redis.call('DEL', sessionKey)
                 redis.call('DEL', ARGV[4] .. 'cred:' .. sid)
                 redis.call('ZREM', KEYS[1], sid)
-                deny(ARGV[4] .. 'deny:sid:' .. sid, ARGV[3], ARGV[5])
+                deny(ARGV[4] .. 'deny:sid:' .. sid, ARGV[3], ARGV[5], KEYS[2])
                 table.insert(result, sid)
               end
             end
@@ -211,8 +217,8 @@ enum RedisScripts {
         """
     )
 
-    /// KEYS: denylist entry. ARGV: until, revocation channel.
-    static let deny = RedisScript(name: "deny", helpers + "deny(KEYS[1], ARGV[1], ARGV[2])\nreturn 1")
+    /// KEYS: denylist entry, denial index. ARGV: until, revocation channel.
+    static let deny = RedisScript(name: "deny", helpers + "deny(KEYS[1], ARGV[1], ARGV[2], KEYS[2])\nreturn 1")
 
     /// KEYS: the user's token of this kind. ARGV: hash, payload, expires at.
     static let putOneTimeToken = RedisScript(name: "putOneTimeToken", 

@@ -69,6 +69,8 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         case .session(let sid): userPrefix(userID) + "deny:sid:\(sid)"
         }
     }
+    /// The `DenialIndex` set listing the user's denials.
+    func denialIndexKey(_ userID: String) -> String { DenialIndex.key(prefix: keyPrefix, for: userPrefix(userID), cluster: client.isCluster) }
     func oneTimeKey(_ userID: String, _ kind: String) -> String { userPrefix(userID) + "ott:\(kind)" }
 
     // MARK: TokenStore
@@ -114,6 +116,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
             keys: [
                 sessionKey(request.userID, request.sessionID), indexKey(request.userID),
                 denyKey(request.userID, .session(request.sessionID)), credentialsKey(request.userID, request.sessionID),
+                denialIndexKey(request.userID),
             ],
             [
                 .init(Self.milliseconds(now)), .init(request.userID), .init(request.presentedGeneration),
@@ -151,7 +154,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         let now = clock.now()
         let reply = try await runRevocation(
             RedisScripts.revokeSession,
-            keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id)],
+            keys: [sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id), denialIndexKey(userID)],
             [
                 .init(Self.milliseconds(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
                 .init(revocationChannel),
@@ -168,7 +171,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         let now = clock.now()
         let reply = try await runRevocation(
             RedisScripts.revokeAllSessions,
-            keys: [indexKey(userID)],
+            keys: [indexKey(userID), denialIndexKey(userID)],
             [
                 .init(Self.milliseconds(now)), .init(keeping ?? ""), .init(Self.text(now.addingTimeInterval(accessTTL))),
                 .init(userPrefix(userID)), .init(revocationChannel), .init(userID),
@@ -185,7 +188,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         guard until > clock.now() else { return }
         try await runRevocation(
-            RedisScripts.deny, keys: [denyKey(userID, key)], [.init(Self.text(until)), .init(revocationChannel)], durability: durability
+            RedisScripts.deny, keys: [denyKey(userID, key), denialIndexKey(userID)], [.init(Self.text(until)), .init(revocationChannel)], durability: durability
         )
         revocations?.record(key: denyKey(userID, key), until: until)
     }

@@ -14,9 +14,10 @@ import TesseraRESP
 /// - It subscribes on every primary (one on a single server or behind Sentinel, each primary of
 ///   a Redis Cluster, where a message published on one node reaches the others late or not at
 ///   all), and follows the set of primaries as it changes (failover).
-/// - After every (re)subscription on any node it loads every `<prefix>…:deny:*` key by SCAN on
-///   every primary, then GET. It is *synced* once that load has finished while every node is
-///   still subscribed.
+/// - After every (re)subscription on any node it loads the denylist from `DenialIndex` (one
+///   sorted set per slot, written by the scripts with each denial; by SCAN of every primary the
+///   first time, before the index is complete). It is *synced* once that load has finished
+///   while every node is still subscribed.
 /// - It answers only while synced **and** a heartbeat on every node's subscription connection,
 ///   sent less than `lease` ago, has come back (proof that no message is stuck or lost).
 ///   Otherwise `isRevoked` returns nil and `RedisTokenStore` asks Redis, as it would without a view.
@@ -309,11 +310,75 @@ public final class RevocationView: Sendable, Service {
         }
     }
 
-    /// SCAN every primary for the deny keys, GET their values (routed by key, so a key in
-    /// another slot than its neighbours is read where it lives). Returns how many were found.
+    /// Loads the denylist: from the `DenialIndex` once it is complete, else by SCAN of every
+    /// primary (which then completes the index). Returns how many denials were found.
     func load() async throws -> Int {
-        let pattern = Self.globEscaped(self.keyPrefix) + "*:deny:*"
+        let cluster = self.client.isCluster
+        let marker = DenialIndex.markerKey(prefix: self.keyPrefix, cluster: cluster)
+        if try await self.client.send(["EXISTS", RESPArgument(marker)], timeout: nil).int == 1 {
+            return try await self.loadIndex()
+        }
+        let found = try await self.loadByScan()
+        for (key, until) in found {
+            let index = DenialIndex.key(prefix: self.keyPrefix, for: key, cluster: cluster)
+            try await self.client.evalScript(
+                DenialIndex.add, keys: [RESPArgument(index)], arguments: [RESPArgument(key), RESPArgument(Int64((until * 1000).rounded(.up)))]
+            )
+        }
+        try await self.client.send(["SET", RESPArgument(marker), "1"], timeout: nil)
+        return found.count
+    }
+
+    /// The `DenialIndex`: one set, or on a cluster every slot's set, 1,024 per pipeline (routed
+    /// by key: each node is asked for its own slots).
+    func loadIndex() async throws -> Int {
         var found = 0
+        guard self.client.isCluster else {
+            let reply = try await self.client.send(["ZRANGE", RESPArgument(DenialIndex.key(prefix: self.keyPrefix, for: "", cluster: false)), "0", "-1", "WITHSCORES"], timeout: nil)
+            for (key, untilMs) in Self.members(reply) {
+                self.merge(key, untilMs / 1000)
+                found += 1
+            }
+            return found
+        }
+        var slot = 0
+        while slot < RedisKeySlot.count {
+            let slots = slot..<min(slot + 1024, RedisKeySlot.count)
+            let commands = slots.map { ["ZRANGE", RESPArgument(DenialIndex.key(prefix: self.keyPrefix, slot: $0)), "0", "-1", "WITHSCORES"] as [RESPArgument] }
+            for reply in try await self.client.pipeline(commands, timeout: nil) {
+                if let error = reply.error { throw error }
+                for (key, untilMs) in Self.members(reply) {
+                    self.merge(key, untilMs / 1000)
+                    found += 1
+                }
+            }
+            slot = slots.upperBound
+        }
+        return found
+    }
+
+    /// (member, score) pairs of `ZRANGE … WITHSCORES`: pairs in RESP3, a flat list in RESP2.
+    static func members(_ reply: RESPValue) -> [(String, Double)] {
+        let items = reply.array ?? []
+        if items.allSatisfy({ $0.array != nil }) {
+            return items.compactMap { pair in
+                guard let parts = pair.array, parts.count == 2, let member = parts[0].string,
+                    let score = parts[1].double ?? parts[1].string.flatMap(Double.init)
+                else { return nil }
+                return (member, score)
+            }
+        }
+        return stride(from: 0, to: items.count - 1, by: 2).compactMap { index in
+            guard let member = items[index].string, let score = items[index + 1].string.flatMap(Double.init) else { return nil }
+            return (member, score)
+        }
+    }
+
+    /// SCAN every primary for the deny keys, GET their values (routed by key, so a key in
+    /// another slot than its neighbours is read where it lives).
+    func loadByScan() async throws -> [(key: String, until: Double)] {
+        let pattern = Self.globEscaped(self.keyPrefix) + "*:deny:*"
+        var found: [(key: String, until: Double)] = []
         for node in try await self.client.primaries() {
             var cursor = "0"
             repeat {
@@ -325,12 +390,14 @@ public final class RevocationView: Sendable, Service {
                 let keys = (parts[1].array ?? []).compactMap(\.string)
                 if !keys.isEmpty {
                     let values = try await self.client.pipeline(keys.map { ["GET", RESPArgument($0)] }, timeout: nil)
+                    var batch: [(key: String, until: Double)] = []
                     for (key, value) in zip(keys, values) {
                         if let until = value.string.flatMap(Double.init) {
                             self.merge(key, until)
-                            found += 1
+                            batch.append((key, until))
                         }
                     }
+                    found += batch
                 }
             } while cursor != "0"
         }

@@ -28,6 +28,8 @@ struct RedisClusterTests {
                 store.oneTimeKey(user, "verify"), store.credentialsKey(user, "s1"), store.leaseKey(user, "s1", "github"), cache.userKey(user),
                 // What revokeAllSessions derives inside its script from the user prefix.
                 store.userPrefix(user) + "s:s2", store.userPrefix(user) + "cred:s2", store.userPrefix(user) + "deny:sid:s2",
+                // The denial index set the deny scripts add to, on a cluster.
+                DenialIndex.key(prefix: "tessera:", for: store.userPrefix(user), cluster: true),
             ]
             #expect(Set(keys.map { RedisKeySlot.slot(of: $0) }).count == 1, "keys of user \(user) span slots")
         }
@@ -54,6 +56,14 @@ struct RedisClusterTests {
             let statistics = try await store.statistics()
             #expect(statistics.liveSessions == 40)
             #expect(statistics.deniedTokens == 1)
+            // The denial is listed in its slot's index set, which the view reloads from.
+            let denyKey = "spread:{u:user-3}:deny:jti:j1"
+            let index = DenialIndex.key(prefix: "spread:", for: denyKey, cluster: true)
+            #expect(try await client.send(["ZRANGE", .init(index), "0", "-1"]).array?.compactMap(\.string) == [denyKey])
+            let view = RevocationView(client: client, keyPrefix: "spread:")
+            #expect(try await view.load() == 1)
+            #expect(try await client.send(["EXISTS", "spread:denials:indexed:slots"]).int == 1)
+            #expect(try await view.loadIndex() == 1 && view.holds(denyKey))
             // The local slot computation agrees with the cluster's.
             for key in ["spread:{u:user-1}:sessions", "foo", "hello", "{user1000}.following"] {
                 let slot = try await client.send(["CLUSTER", "KEYSLOT", RESPArgument(key)])

@@ -38,8 +38,8 @@ struct RedisTokenStoreTests {
             try await store.putOneTimeToken(.init(kind: "reset", hash: "abc", userID: "alice", expiresAt: clock.now().addingTimeInterval(3600)))
             let keys = try await allKeys(client)
             #expect(keys == [
-                "t:{u:alice}:deny:jti:jti-1", "t:{u:alice}:deny:sid:s2", "t:{u:alice}:ott:reset", "t:{u:alice}:s:s1", "t:{u:alice}:sessions",
-            ])
+                "t:denials", "t:{u:alice}:deny:jti:jti-1", "t:{u:alice}:deny:sid:s2", "t:{u:alice}:ott:reset", "t:{u:alice}:s:s1", "t:{u:alice}:sessions",
+            ].sorted())
             for key in keys {
                 let ttl = try await client.send(["PTTL", .init(key)]).int ?? -3
                 #expect(ttl > 0, "\(key) has no TTL")
@@ -90,8 +90,10 @@ struct RedisTokenStoreTests {
         try await withRedisStore { store, client, clock in
             try await store.createSession(session(clock, user: "bob", id: "s1"))
             try await store.deny(.tokenID("j"), userID: "bob", until: clock.now().addingTimeInterval(60))
-            let slots = Set(try await allKeys(client).map { key in key.range(of: "{u:bob}") != nil })
-            #expect(slots == [true])
+            // On one server the denial index is one set of its own (on a cluster, one per slot:
+            // RedisClusterTests).
+            let slots = Set(try await allKeys(client).filter { $0 != "t:denials" }.map { RedisKeySlot.slot(of: $0) })
+            #expect(slots == [RedisKeySlot.slot(of: "u:bob")])
         }
     }
 
@@ -117,5 +119,43 @@ struct RedisTokenStoreTests {
         await #expect(throws: StoreError.self) { try await store.session(id: "s", userID: "u") }
         await #expect(throws: StoreError.self) { try await store.ping() }
         await client.shutdown()
+    }
+}
+
+/// The denial index: every way a denial is written lists it in the set of its slot, so that
+/// the revocation view reloads from the index instead of SCANning the keyspace.
+@Suite("Redis denial index")
+struct RedisDenialIndexTests {
+    func members(_ client: RedisClient, _ key: String) async throws -> [String] {
+        (try await client.send(["ZRANGE", .init(key), "0", "-1"]).array ?? []).compactMap(\.string).sorted()
+    }
+
+    @Test func everyDenialIsIndexedInItsSlotWithATTL() async throws {
+        try await withRedisClient { client, _ in
+            let clock = ManualClock(Date())
+            let store = RedisTokenStore(client: client, keyPrefix: "t:", clock: clock)
+            let now = clock.now()
+            func session(_ id: String) -> SessionRecord {
+                SessionRecord(
+                    id: id, userID: "erin", rotatedAt: now, createdAt: now, lastUsedAt: now, idleExpiresAt: now.addingTimeInterval(3600),
+                    absoluteExpiresAt: now.addingTimeInterval(7200)
+                )
+            }
+            for id in ["a", "b", "c", "d"] { try await store.createSession(session(id)) }
+            #expect(try await store.revokeSession(id: "a", userID: "erin", accessTTL: 900))
+            try await store.deny(.tokenID("j1"), userID: "erin", until: now.addingTimeInterval(600))
+            // Re-use of generation 0 after a rotation ends the session and denies it.
+            _ = try await store.rotate(.init(userID: "erin", sessionID: "b", presentedGeneration: 1, graceWindow: 0, idleTTL: 3600, revokedAccessTTL: 900))
+            clock.advance(by: 1)
+            #expect(try await store.rotate(.init(userID: "erin", sessionID: "b", presentedGeneration: 1, graceWindow: 0, idleTTL: 3600, revokedAccessTTL: 900)) == .reused(userID: "erin"))
+            #expect(try await store.revokeAllSessions(userID: "erin", keeping: "d", accessTTL: 900) == 1)
+
+            let index = "t:denials"
+            #expect(try await members(client, index) == ["t:{u:erin}:deny:jti:j1", "t:{u:erin}:deny:sid:a", "t:{u:erin}:deny:sid:b", "t:{u:erin}:deny:sid:c"])
+            // Scores are the denials' ends in ms; the set expires with the last one.
+            let last = try await client.send(["PEXPIRETIME", "t:{u:erin}:deny:sid:c"]).int
+            #expect(try await client.send(["ZSCORE", .init(index), "t:{u:erin}:deny:sid:c"]).double.map { Int($0) } == last)
+            #expect(try await client.send(["PEXPIRETIME", .init(index)]).int == last)
+        }
     }
 }

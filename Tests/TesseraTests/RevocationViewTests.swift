@@ -125,12 +125,15 @@ struct RevocationViewTests {
             try await i.a.createSession(session(user: "dave", id: "s1"))
             let resyncs = i.view.resyncCount
             let until = Date().addingTimeInterval(900)
-            // Kill B's subscription and, in the same pipeline, write a revocation with no
-            // message at all: the worst case of a message missed while disconnected.
+            // Kill B's subscription and, in the same pipeline, write a revocation (key and
+            // index entry, as the scripts do) with no message at all: the worst case of a message
+            // missed while disconnected.
+            let untilMs = RESPArgument(Int((until.timeIntervalSince1970 * 1000).rounded(.up)))
             let replies = try await i.admin.pipeline([
                 ["CLIENT", "KILL", "TYPE", "pubsub"],
-                ["SET", "t:{u:dave}:deny:sid:s1", RESPArgument(String(until.timeIntervalSince1970)), "PXAT",
-                 RESPArgument(Int((until.timeIntervalSince1970 * 1000).rounded(.up)))],
+                ["SET", "t:{u:dave}:deny:sid:s1", RESPArgument(String(until.timeIntervalSince1970)), "PXAT", untilMs],
+                ["ZADD", RESPArgument(DenialIndex.key(prefix: "t:", for: "t:{u:dave}:deny:sid:s1", cluster: false)), untilMs, "t:{u:dave}:deny:sid:s1"],
+                ["PEXPIREAT", RESPArgument(DenialIndex.key(prefix: "t:", for: "t:{u:dave}:deny:sid:s1", cluster: false)), untilMs],
             ])
             #expect(replies[0].int == 1)
             // B notices the drop and stops answering from its view...
@@ -148,6 +151,40 @@ struct RevocationViewTests {
             try await i.a.deny(.tokenID("j7"), userID: "dave", until: until)
             try await seen(i, "revocation after the resync", user: "dave", jti: "j7", key: "t:{u:dave}:deny:jti:j7")
         }
+    }
+
+    /// Denials from before the index: the first load finds them by SCAN and completes the index;
+    /// from then on a load reads only the index (a key it does not list is not looked for).
+    @Test func theFirstLoadScansAndCompletesTheIndexLaterLoadsReadOnlyTheIndex() async throws {
+        try await withRedisClient { client, _ in
+            let until = Date().addingTimeInterval(900)
+            let untilText = RESPArgument(String(until.timeIntervalSince1970))
+            let untilMs = RESPArgument(Int((until.timeIntervalSince1970 * 1000).rounded(.up)))
+            for user in ["u1", "u2", "u3"] {
+                try await client.send(["SET", .init("x:{u:\(user)}:deny:sid:old"), untilText, "PXAT", untilMs])
+            }
+            let view = RevocationView(client: client, keyPrefix: "x:")
+            #expect(try await view.load() == 3)
+            #expect(try await client.send(["EXISTS", "x:denials:indexed"]).int == 1)
+            for user in ["u1", "u2", "u3"] {
+                let key = "x:{u:\(user)}:deny:sid:old"
+                #expect(try await client.send(["ZSCORE", .init(DenialIndex.key(prefix: "x:", for: key, cluster: false)), .init(key)]).double != nil)
+            }
+            // Written around the scripts (as no Tessera does): not in the index, so not loaded.
+            try await client.send(["SET", "x:{u:u4}:deny:sid:raw", untilText, "PXAT", untilMs])
+            let store = RedisTokenStore(client: client, keyPrefix: "x:")
+            try await store.deny(.tokenID("j"), userID: "u5", until: until)
+            let again = RevocationView(client: client, keyPrefix: "x:")
+            #expect(try await again.load() == 4)
+            #expect(again.holds("x:{u:u5}:deny:jti:j"))
+            #expect(again.holds("x:{u:u1}:deny:sid:old"))
+            #expect(!again.holds("x:{u:u4}:deny:sid:raw"))
+        }
+    }
+
+    @Test func theDenialIndexHasATagForEverySlot() {
+        #expect(DenialIndex.tags.count == RedisKeySlot.count)
+        for (slot, tag) in DenialIndex.tags.enumerated() { #expect(RedisKeySlot.slot(of: "p{\(tag)}:denials") == slot) }
     }
 
     @Test func entriesLastUntilTheirTimeAndNoLonger() async throws {
