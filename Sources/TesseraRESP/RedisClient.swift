@@ -21,7 +21,7 @@ public final class RedisClient: Sendable, Service {
     private let logger: Logger
     /// Built once: loading trust roots per connection would be wasted work.
     private let sslContext: Result<NIOSSLContext?, RedisError>
-    private let state = Mutex(PoolState())
+    private let state: Mutex<RedisPoolStateMachine<RESPConnection, Waiter>>
 
     private enum Lease {
         case connection(RESPConnection)
@@ -30,21 +30,8 @@ public final class RedisClient: Sendable, Service {
     }
 
     private struct Waiter {
-        var id: Int
         var continuation: CheckedContinuation<Lease, any Error>
         var timeout: Scheduled<Void>?
-    }
-
-    private struct PoolState {
-        var idle: [RESPConnection] = []
-        /// Connections open or being opened: what counts against the maximum.
-        var slotsInUse = 0
-        var waiters: [Waiter] = []
-        var nextWaiterID = 0
-        var consecutiveFailures = 0
-        var retryAfter: ContinuousClock.Instant?
-        var lastFailure: RedisError?
-        var isShutdown = false
     }
 
     public init(
@@ -56,6 +43,7 @@ public final class RedisClient: Sendable, Service {
         // A pool of zero would make every command wait out the acquire timeout.
         configuration.maximumConnections = max(1, configuration.maximumConnections)
         self.configuration = configuration
+        self.state = Mutex(RedisPoolStateMachine(maximumConnections: configuration.maximumConnections))
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.sslContext = Result { () throws(RedisError) in try RESPConnection.makeSSLContext(configuration) }
@@ -128,14 +116,7 @@ public final class RedisClient: Sendable, Service {
     /// Fails waiting commands, closes idle connections now and busy ones when they are
     /// returned. Later commands fail with `.clientShutdown`.
     public func shutdown() async {
-        let (idle, waiters) = self.state.withLock { state in
-            state.isShutdown = true
-            let result = (state.idle, state.waiters)
-            state.slotsInUse -= state.idle.count
-            state.idle = []
-            state.waiters = []
-            return result
-        }
+        let (idle, waiters) = self.state.withLock { $0.shutdown() }
         for waiter in waiters {
             waiter.timeout?.cancel()
             waiter.continuation.resume(throwing: RedisError.clientShutdown)
@@ -147,41 +128,23 @@ public final class RedisClient: Sendable, Service {
 
     // MARK: Pool mechanics
 
-    private enum AcquireStep {
-        case use(RESPConnection)
-        case open
-        case wait
-        case fail(RedisError)
-    }
-
     private func acquire() async throws(RedisError) -> RESPConnection {
         let now = ContinuousClock.now
-        let step: AcquireStep = self.state.withLock { state in
-            if state.isShutdown { return .fail(.clientShutdown) }
-            while let connection = state.idle.popLast() {
-                if connection.isActive { return .use(connection) }
-                // Closed while idle (server restart, CLIENT KILL, idle timeout): forget it.
-                state.slotsInUse -= 1
-            }
-            if state.slotsInUse < self.configuration.maximumConnections {
-                if let retryAfter = state.retryAfter, now < retryAfter {
-                    // Backing off. With live connections around, waiting for one is fine;
-                    // with none, the server is down as far as we know: fail fast.
-                    if state.slotsInUse > 0 { return .wait }
-                    return .fail(self.backoffError(state, now: now))
-                }
-                state.slotsInUse += 1
-                return .open
-            }
-            return .wait
+        // A connection closed while idle (server restart, CLIENT KILL, idle timeout) is forgotten.
+        let (step, backoff) = self.state.withLock { state in
+            let step = state.acquire(now: now) { $0.isActive }
+            guard case .failBackingOff = step else { return (step, RedisError?.none) }
+            return (step, self.backoffError(state, now: now))
         }
         switch step {
         case .use(let connection):
             return connection
         case .open:
             return try await self.openConnection()
-        case .fail(let error):
-            throw error
+        case .failShutdown:
+            throw .clientShutdown
+        case .failBackingOff:
+            throw backoff ?? .connectionFailed("backing off")
         case .wait:
             switch try await self.waitForLease() {
             case .connection(let connection): return connection
@@ -190,7 +153,7 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
-    private func backoffError(_ state: PoolState, now: ContinuousClock.Instant) -> RedisError {
+    private func backoffError(_ state: RedisPoolStateMachine<RESPConnection, Waiter>, now: ContinuousClock.Instant) -> RedisError {
         let remaining = state.retryAfter.map { now.duration(to: $0) } ?? .zero
         let cause: String
         switch state.lastFailure {
@@ -228,9 +191,7 @@ public final class RedisClient: Sendable, Service {
             throw error
         }
         let shutdown = self.state.withLock { state in
-            state.consecutiveFailures = 0
-            state.retryAfter = nil
-            state.lastFailure = nil
+            state.connected()
             return state.isShutdown
         }
         if shutdown {
@@ -242,20 +203,11 @@ public final class RedisClient: Sendable, Service {
     }
 
     private func connectFailed(_ error: RedisError) {
+        let now = ContinuousClock.now
         let waitersToFail: [Waiter] = self.state.withLock { state in
-            state.slotsInUse -= 1
-            state.consecutiveFailures += 1
-            state.lastFailure = error
-            let delay = Self.backoffDelay(
-                failures: state.consecutiveFailures,
-                base: self.configuration.reconnectBaseDelay,
-                maximum: self.configuration.reconnectMaximumDelay
-            )
-            state.retryAfter = ContinuousClock.now + delay
-            // Nobody will ever release a connection to these waiters: let them fail now.
-            guard state.slotsInUse == 0 else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+            state.connectFailed(error, now: now) { failures in
+                Self.backoffDelay(failures: failures, base: self.configuration.reconnectBaseDelay, maximum: self.configuration.reconnectMaximumDelay)
+            }
         }
         self.logger.warning("Redis connect failed", metadata: ["redis": "\(self.configuration)", "error": "\(error)"])
         for waiter in waitersToFail {
@@ -276,13 +228,7 @@ public final class RedisClient: Sendable, Service {
     /// A slot became free (connection dropped, or an open attempt abandoned): hand it to the
     /// first waiter so it can open a connection, or give it back.
     private func freeSlot() {
-        let waiter: Waiter? = self.state.withLock { state in
-            if !state.isShutdown, !state.waiters.isEmpty {
-                return state.waiters.removeFirst()
-            }
-            state.slotsInUse -= 1
-            return nil
-        }
+        let waiter: Waiter? = self.state.withLock { $0.freeSlot() }
         if let waiter {
             waiter.timeout?.cancel()
             waiter.continuation.resume(returning: .openNew)
@@ -298,36 +244,19 @@ public final class RedisClient: Sendable, Service {
             self.freeSlot()
             return
         }
-        enum Action {
-            case handOver(Waiter)
-            case close
-            case none
-        }
-        let action: Action = self.state.withLock { state in
-            if state.isShutdown {
-                state.slotsInUse -= 1
-                return .close
-            }
-            if !state.waiters.isEmpty { return .handOver(state.waiters.removeFirst()) }
-            state.idle.append(connection)
-            return .none
-        }
-        switch action {
-        case .handOver(let waiter):
+        switch self.state.withLock({ $0.release(connection) }) {
+        case .handOver(let waiter, let connection):
             waiter.timeout?.cancel()
             waiter.continuation.resume(returning: .connection(connection))
-        case .close:
+        case .close(let connection):
             connection.channel.close(promise: nil)
-        case .none:
+        case .keep:
             break
         }
     }
 
     private func waitForLease() async throws(RedisError) -> Lease {
-        let id = self.state.withLock { state in
-            defer { state.nextWaiterID += 1 }
-            return state.nextWaiterID
-        }
+        let id = self.state.withLock { $0.nextWaiter() }
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
@@ -335,10 +264,8 @@ public final class RedisClient: Sendable, Service {
                         self.removeWaiter(id, error: .poolAcquireTimeout)
                     }
                     let failure: RedisError? = self.state.withLock { state in
-                        if state.isShutdown { return .clientShutdown }
                         if Task.isCancelled { return .cancelled }
-                        state.waiters.append(Waiter(id: id, continuation: continuation, timeout: timeout))
-                        return nil
+                        return state.enqueue(Waiter(continuation: continuation, timeout: timeout), id: id) ? nil : .clientShutdown
                     }
                     if let failure {
                         timeout.cancel()
@@ -356,10 +283,7 @@ public final class RedisClient: Sendable, Service {
     }
 
     private func removeWaiter(_ id: Int, error: RedisError) {
-        let waiter: Waiter? = self.state.withLock { state in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: index)
-        }
+        let waiter: Waiter? = self.state.withLock { $0.removeWaiter(id) }
         if let waiter {
             waiter.timeout?.cancel()
             waiter.continuation.resume(throwing: error)

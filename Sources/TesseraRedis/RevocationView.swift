@@ -325,7 +325,7 @@ public final class RevocationView: Sendable, Service {
                 DenialIndex.add, keys: [RESPArgument(index)], arguments: [RESPArgument(key), RESPArgument(Int64((until * 1000).rounded(.up)))]
             )
         }
-        try await self.client.send(["SET", RESPArgument(marker), "1"], timeout: nil)
+        _ = try await self.client.send(["SET", RESPArgument(marker), "1"], timeout: nil)
         return found.count
     }
 
