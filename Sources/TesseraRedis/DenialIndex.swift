@@ -34,10 +34,18 @@ enum DenialIndex {
 
     /// The set listing `denyKey` (on a cluster: the one of its slot).
     static func key(prefix: String, for denyKey: String, cluster: Bool) -> String {
-        cluster ? key(prefix: prefix, slot: RedisKeySlot.slot(of: denyKey)) : prefix + "denials"
+        cluster ? key(prefix: prefix, slot: RedisKeySlot.slot(of: denyKey)) : serverKey(prefix: prefix)
     }
 
     static func key(prefix: String, slot: Int) -> String { "\(prefix){\(tags[slot])}:denials" }
+
+    /// The one set of a single server (or Sentinel).
+    static func serverKey(prefix: String) -> String { prefix + "denials" }
+
+    /// Every set a reload reads.
+    static func keys(prefix: String, cluster: Bool) -> [String] {
+        cluster ? (0..<RedisKeySlot.count).map { key(prefix: prefix, slot: $0) } : [serverKey(prefix: prefix)]
+    }
 
     static func markerKey(prefix: String, cluster: Bool) -> String { prefix + (cluster ? "denials:indexed:slots" : "denials:indexed") }
 

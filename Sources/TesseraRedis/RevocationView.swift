@@ -14,9 +14,9 @@ import TesseraRESP
 /// - It subscribes on every primary (one on a single server or behind Sentinel, each primary of
 ///   a Redis Cluster, where a message published on one node reaches the others late or not at
 ///   all), and follows the set of primaries as it changes (failover).
-/// - After every (re)subscription on any node it loads the denylist from `DenialIndex` (one
-///   sorted set per slot, written by the scripts with each denial; by SCAN of every primary the
-///   first time, before the index is complete). It is *synced* once that load has finished
+/// - After every (re)subscription on any node it loads the denylist from `DenialIndex` (a
+///   sorted set, one per slot on a cluster, written by the scripts with each denial; by SCAN of
+///   every primary the first time, before the index is complete). It is *synced* once that load has finished
 ///   while every node is still subscribed.
 /// - It answers only while synced **and** a heartbeat on every node's subscription connection,
 ///   sent less than `lease` ago, has come back (proof that no message is stuck or lost).
@@ -332,19 +332,10 @@ public final class RevocationView: Sendable, Service {
     /// The `DenialIndex`: one set, or on a cluster every slot's set, 1,024 per pipeline (routed
     /// by key: each node is asked for its own slots).
     func loadIndex() async throws -> Int {
+        let keys = DenialIndex.keys(prefix: self.keyPrefix, cluster: self.client.isCluster)
         var found = 0
-        guard self.client.isCluster else {
-            let reply = try await self.client.send(["ZRANGE", RESPArgument(DenialIndex.key(prefix: self.keyPrefix, for: "", cluster: false)), "0", "-1", "WITHSCORES"], timeout: nil)
-            for (key, untilMs) in Self.members(reply) {
-                self.merge(key, untilMs / 1000)
-                found += 1
-            }
-            return found
-        }
-        var slot = 0
-        while slot < RedisKeySlot.count {
-            let slots = slot..<min(slot + 1024, RedisKeySlot.count)
-            let commands = slots.map { ["ZRANGE", RESPArgument(DenialIndex.key(prefix: self.keyPrefix, slot: $0)), "0", "-1", "WITHSCORES"] as [RESPArgument] }
+        for start in stride(from: 0, to: keys.count, by: 1024) {
+            let commands = keys[start..<min(start + 1024, keys.count)].map { ["ZRANGE", RESPArgument($0), "0", "-1", "WITHSCORES"] as [RESPArgument] }
             for reply in try await self.client.pipeline(commands, timeout: nil) {
                 if let error = reply.error { throw error }
                 for (key, untilMs) in Self.members(reply) {
@@ -352,7 +343,6 @@ public final class RevocationView: Sendable, Service {
                     found += 1
                 }
             }
-            slot = slots.upperBound
         }
         return found
     }
@@ -390,14 +380,12 @@ public final class RevocationView: Sendable, Service {
                 let keys = (parts[1].array ?? []).compactMap(\.string)
                 if !keys.isEmpty {
                     let values = try await self.client.pipeline(keys.map { ["GET", RESPArgument($0)] }, timeout: nil)
-                    var batch: [(key: String, until: Double)] = []
                     for (key, value) in zip(keys, values) {
                         if let until = value.string.flatMap(Double.init) {
                             self.merge(key, until)
-                            batch.append((key, until))
+                            found.append((key, until))
                         }
                     }
-                    found += batch
                 }
             } while cursor != "0"
         }
