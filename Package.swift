@@ -198,6 +198,7 @@ let package = Package(
             dependencies: [
                 "TesseraApp",
                 "TesseraServer",
+                "TesseraRESP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -220,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraRESPTests",
-            dependencies: ["TesseraRESP", "TesseraTestSupport"],
+            dependencies: ["TesseraRESP", "TesseraTestSupport", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,62 +1,137 @@
 import NIOCore
 import NIOSSL
 
-/// What `RESPConnection` hands to the channel: the encoded bytes of one or more commands and
-/// one promise per expected reply, so a pipeline goes out as a single write.
-struct RESPRequest: Sendable {
-    var bytes: ByteBuffer
-    var promises: [EventLoopPromise<RESPValue>]
-    var timeout: TimeAmount?
-}
-
 /// Thrown when a command never reached the socket because the channel was already closed:
 /// the only failure after which re-sending on another connection is known to be safe.
 struct RESPNotSentError: Error {}
 
-/// Matches replies to commands in order (Redis answers in order on one connection) and keeps
-/// push messages out of that queue.
+/// Sends commands and matches replies to them in order (Redis answers in order on one
+/// connection), keeping push messages out of that queue.
+///
+/// Commands from any number of callers are multiplexed: each is encoded into one outbound
+/// buffer as it arrives, and the buffer is written and flushed once per event-loop tick, so
+/// concurrent callers share one write and one system call. One timer per connection bounds
+/// every command in flight: it fires at the earliest deadline, and a command past its deadline
+/// closes the connection (its reply could no longer be told apart from the next one's).
 ///
 /// Lives on the channel's event loop only, so it needs no locking.
 final class RESPChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPValue
-    typealias OutboundIn = RESPRequest
+    /// Raw bytes that expect no reply (SUBSCRIBE in RESP3), written as they come.
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private struct Pending {
-        var promise: EventLoopPromise<RESPValue>
-        /// Set on the last reply of a request only: it bounds the whole request.
-        var timeout: Scheduled<Void>?
+        var slot: RESPReplySlot
+        /// Replies the request expects: 1, or the length of a pipeline.
+        var count: Int
+        var deadline: NIODeadline
     }
 
     private var pending = CircularBuffer<Pending>(initialCapacity: 16)
+    /// Replies received so far for the pipeline at the head of `pending`.
+    private var partial: [RESPValue] = []
+    private var outbound: ByteBuffer
+    private var flushScheduled = false
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var context: ChannelHandlerContext?
     private var isClosed = false
     private let pushHandler: (@Sendable (RESPValue) -> Void)?
 
-    init(pushHandler: (@Sendable (RESPValue) -> Void)?) {
+    /// How many flushes carried commands, how many commands they carried, and how many timers
+    /// were scheduled (tests read them).
+    private(set) var flushes = 0
+    private(set) var commandsWritten = 0
+    private(set) var timersScheduled = 0
+
+    init(pushHandler: (@Sendable (RESPValue) -> Void)?, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.pushHandler = pushHandler
+        self.outbound = allocator.buffer(capacity: 1024)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.failAll(RedisError.connectionClosed)
+    }
+
+    // MARK: Sending
+
+    /// Queues `commands` as one request answered into `slot` within `timeout`. Must run on
+    /// the event loop.
+    func submit(_ commands: [[RESPArgument]], slot: RESPReplySlot, timeout: TimeAmount) {
+        guard let context, !self.isClosed else {
+            slot.complete(.failure(RESPNotSentError()))
+            return
+        }
+        let deadline = context.eventLoop.now + timeout
+        for command in commands {
+            RESPCommandEncoder.encode(command, into: &self.outbound)
+        }
+        self.commandsWritten += commands.count
+        self.pending.append(Pending(slot: slot, count: commands.count, deadline: deadline))
+        self.arm(deadline, context: context)
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        // Runs after every task already queued on the loop, so commands submitted meanwhile
+        // from other threads go out in the same write.
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { loopBound.value.flushOutbound() }
+    }
+
+    private func flushOutbound() {
+        self.flushScheduled = false
+        guard let context, !self.isClosed, self.outbound.readableBytes > 0 else { return }
+        self.flushes += 1
+        context.writeAndFlush(self.wrapOutboundOut(self.outbound), promise: nil)
+        // Reuses the storage when the write completed at once (the usual case); copies otherwise.
+        self.outbound.clear()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = self.unwrapOutboundIn(data)
         if self.isClosed {
-            request.promises.forEach { $0.fail(RESPNotSentError()) }
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        for (index, replyPromise) in request.promises.enumerated() {
-            var entry = Pending(promise: replyPromise, timeout: nil)
-            if index == request.promises.count - 1, let timeout = request.timeout {
-                let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-                entry.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-                    // The reply stream can no longer be matched: drop the connection.
-                    self.failAll(RedisError.timeout)
-                    loopBoundContext.value.close(promise: nil)
-                }
-            }
-            self.pending.append(entry)
-        }
-        context.write(self.wrapOutboundOut(request.bytes), promise: promise)
+        context.write(data, promise: promise)
     }
+
+    // MARK: The deadline timer
+
+    private func arm(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timerDeadline, timerDeadline <= deadline { return }
+        self.timer?.cancel()
+        self.timerDeadline = deadline
+        self.timersScheduled += 1
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            loopBound.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        self.timer = nil
+        self.timerDeadline = nil
+        guard let context, !self.pending.isEmpty else { return }
+        let now = context.eventLoop.now
+        var earliest = NIODeadline.distantFuture
+        for entry in self.pending {
+            if entry.deadline <= now {
+                // The reply stream can no longer be matched: drop the connection.
+                self.failAll(RedisError.timeout)
+                context.close(promise: nil)
+                return
+            }
+            earliest = min(earliest, entry.deadline)
+        }
+        self.arm(earliest, context: context)
+    }
+
+    // MARK: Receiving
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = self.unwrapInboundIn(data)
@@ -64,17 +139,26 @@ final class RESPChannelHandler: ChannelDuplexHandler {
             self.pushHandler?(value)
             return
         }
-        guard let first = self.pending.popFirst() else {
+        guard let head = self.pending.first else {
             self.failAll(RedisError.protocolError("reply received with no command waiting for it"))
             context.close(promise: nil)
             return
         }
-        first.timeout?.cancel()
-        first.promise.succeed(value)
+        if head.count == 1 {
+            self.pending.removeFirst()
+            head.slot.complete(.success(.one(value)))
+            return
+        }
+        self.partial.append(value)
+        if self.partial.count == head.count {
+            self.pending.removeFirst()
+            let replies = self.partial
+            self.partial = []
+            head.slot.complete(.success(.many(replies)))
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.isClosed = true
         self.failAll(RedisError.connectionClosed)
         context.fireChannelInactive()
     }
@@ -92,9 +176,12 @@ final class RESPChannelHandler: ChannelDuplexHandler {
 
     private func failAll(_ error: RedisError) {
         self.isClosed = true
+        self.timer?.cancel()
+        self.timer = nil
+        self.timerDeadline = nil
+        self.partial = []
         while let entry = self.pending.popFirst() {
-            entry.timeout?.cancel()
-            entry.promise.fail(error)
+            entry.slot.complete(.failure(error))
         }
     }
 }

@@ -4,7 +4,7 @@ import NIOPosix
 import NIOSSL
 
 /// One connection to Redis. Safe to share between tasks: commands from all of them are
-/// pipelined on the socket and replies are matched in order.
+/// multiplexed on the socket (one write per event-loop tick) and replies are matched in order.
 ///
 /// Most code should use `RedisClient`, which pools these and reconnects; a bare connection is
 /// for pub/sub-like uses or tests.
@@ -14,9 +14,14 @@ public final class RESPConnection: Sendable {
     public let protocolVersion: RedisConfiguration.ProtocolVersion
     public let commandTimeout: Duration
     let logger: Logger
+    private let handler: NIOLoopBound<RESPChannelHandler>
 
-    private init(channel: any Channel, protocolVersion: RedisConfiguration.ProtocolVersion, commandTimeout: Duration, logger: Logger) {
+    private init(
+        channel: any Channel, handler: NIOLoopBound<RESPChannelHandler>, protocolVersion: RedisConfiguration.ProtocolVersion,
+        commandTimeout: Duration, logger: Logger
+    ) {
         self.channel = channel
+        self.handler = handler
         self.protocolVersion = protocolVersion
         self.commandTimeout = commandTimeout
         self.logger = logger
@@ -74,30 +79,38 @@ public final class RESPConnection: Sendable {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
                     }
                     try sync.addHandler(ByteToMessageHandler(RESPValueDecoder(limits: limits)))
-                    try sync.addHandler(RESPChannelHandler(pushHandler: pushHandler))
+                    try sync.addHandler(RESPChannelHandler(pushHandler: pushHandler, allocator: channel.allocator))
                 }
             }
         let channel: any Channel
+        let handler: NIOLoopBound<RESPChannelHandler>
         do {
             channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RESPChannelHandler.self), eventLoop: channel.eventLoop)
+            }.get()
         } catch {
             throw .connectionFailed("\(configuration.host):\(configuration.port): \(error)")
         }
         do {
-            let version = try await handshake(channel: channel, configuration: configuration)
+            let version = try await handshake(channel: channel, handler: handler, configuration: configuration)
             logger.debug("Redis connection ready", metadata: ["redis": "\(configuration)", "resp": "\(version.rawValue)"])
-            return RESPConnection(channel: channel, protocolVersion: version, commandTimeout: configuration.commandTimeout, logger: logger)
+            return RESPConnection(
+                channel: channel, handler: handler, protocolVersion: version, commandTimeout: configuration.commandTimeout, logger: logger
+            )
         } catch {
             try? await channel.close()
             throw error
         }
     }
 
-    private static func handshake(channel: any Channel, configuration: RedisConfiguration) async throws(RedisError) -> RedisConfiguration.ProtocolVersion {
+    private static func handshake(
+        channel: any Channel, handler: NIOLoopBound<RESPChannelHandler>, configuration: RedisConfiguration
+    ) async throws(RedisError) -> RedisConfiguration.ProtocolVersion {
         let timeout = configuration.connectTimeout
         func command(_ args: [RESPArgument]) async throws(RedisError) -> RESPValue {
             do {
-                return try await Self.send([args], on: channel, timeout: timeout)[0]
+                return try await Self.send([args], channel: channel, handler: handler, timeout: timeout, onCancel: .close).values[0]
             } catch let error as RedisError {
                 throw error
             } catch {
@@ -155,10 +168,14 @@ public final class RESPConnection: Sendable {
     /// Sends one command and waits for its reply. An error reply is thrown as `RedisError`
     /// and leaves the connection usable.
     /// - Parameter timeout: overrides the configured command timeout (e.g. for blocking commands).
+    ///
+    /// A cancelled caller stops waiting at once and the connection is closed: on a connection
+    /// leased for dependent or blocking commands (`WAIT`, `BLPOP`), a command still running
+    /// would hold up whatever is sent next. The pool opens a fresh one.
     @discardableResult
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
         do {
-            return try await self.sendUnlessClosed(command, timeout: timeout)
+            return try await self.sendUnlessClosed(command, timeout: timeout, onCancel: .close)
         } catch {
             throw Self.callerError(error)
         }
@@ -169,7 +186,7 @@ public final class RESPConnection: Sendable {
     /// failed command does not hide the others' results. One timeout covers the whole batch.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
         do {
-            return try await self.pipelineUnlessClosed(commands, timeout: timeout)
+            return try await self.pipelineUnlessClosed(commands, timeout: timeout, onCancel: .close)
         } catch {
             throw Self.callerError(error)
         }
@@ -178,9 +195,8 @@ public final class RESPConnection: Sendable {
     /// Writes a command whose answers arrive as push messages (SUBSCRIBE and friends in
     /// RESP3): nothing is queued for a reply. Returns once the bytes are written.
     public func sendPushCommand(_ command: [RESPArgument]) async throws(RedisError) {
-        let request = RESPRequest(bytes: RESPCommandEncoder.encode(command, allocator: self.channel.allocator), promises: [], timeout: nil)
         do {
-            try await self.channel.writeAndFlush(request).get()
+            try await self.channel.writeAndFlush(RESPCommandEncoder.encode(command, allocator: self.channel.allocator)).get()
         } catch {
             throw .connectionClosed
         }
@@ -192,55 +208,53 @@ public final class RESPConnection: Sendable {
         (error as? RedisError) ?? .connectionClosed
     }
 
+    /// What a cancelled caller does to the connection.
+    enum CancellationPolicy {
+        /// Close it: the connection is leased to the caller, and its next command must not wait
+        /// behind the one abandoned.
+        case close
+        /// Leave it: the connection is shared, the reply is matched and dropped when it comes.
+        case abandon
+    }
+
     /// Like `send`, but throws `RESPNotSentError` when the command certainly never left.
-    func sendUnlessClosed(_ command: [RESPArgument], timeout: Duration?) async throws -> RESPValue {
-        let reply = try await Self.send([command], on: self.channel, timeout: timeout ?? self.commandTimeout)[0]
-        return try reply.get()
+    func sendUnlessClosed(_ command: [RESPArgument], timeout: Duration?, onCancel: CancellationPolicy) async throws -> RESPValue {
+        let reply = try await Self.send(
+            [command], channel: self.channel, handler: self.handler, timeout: timeout ?? self.commandTimeout, onCancel: onCancel
+        )
+        guard case .one(let value) = reply else { return try reply.values[0].get() }
+        return try value.get()
     }
 
-    func pipelineUnlessClosed(_ commands: [[RESPArgument]], timeout: Duration?) async throws -> [RESPValue] {
-        try await Self.send(commands, on: self.channel, timeout: timeout ?? self.commandTimeout)
-    }
-
-    /// A cancelled caller stops waiting at once. Its reply can then no longer be matched to
-    /// anyone (and a blocked command would hold up the next one), so the connection is closed;
-    /// the pool opens a fresh one for the next command.
-    private static func send(_ commands: [[RESPArgument]], on channel: any Channel, timeout: Duration) async throws -> [RESPValue] {
+    func pipelineUnlessClosed(_ commands: [[RESPArgument]], timeout: Duration?, onCancel: CancellationPolicy) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
+        return try await Self.send(
+            commands, channel: self.channel, handler: self.handler, timeout: timeout ?? self.commandTimeout, onCancel: onCancel
+        ).values
+    }
+
+    private static func send(
+        _ commands: [[RESPArgument]], channel: any Channel, handler: NIOLoopBound<RESPChannelHandler>, timeout: Duration,
+        onCancel: CancellationPolicy
+    ) async throws -> RESPReply {
         if Task.isCancelled { throw RedisError.cancelled }
+        let slot = RESPReplySlot()
+        let timeout = TimeAmount(timeout)
+        let eventLoop = channel.eventLoop
         do {
-            return try await withTaskCancellationHandler {
-                try await self.write(commands, on: channel, timeout: timeout)
+            return try await slot.wait {
+                if eventLoop.inEventLoop {
+                    handler.value.submit(commands, slot: slot, timeout: timeout)
+                } else {
+                    eventLoop.execute { handler.value.submit(commands, slot: slot, timeout: timeout) }
+                }
             } onCancel: {
-                channel.close(promise: nil)
+                if case .close = onCancel { channel.close(promise: nil) }
             }
         } catch {
             if Task.isCancelled { throw RedisError.cancelled }
             throw error
         }
-    }
-
-    private static func write(_ commands: [[RESPArgument]], on channel: any Channel, timeout: Duration) async throws -> [RESPValue] {
-        let eventLoop = channel.eventLoop
-        var bytes = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + RESPCommandEncoder.encodedSizeEstimate($1) })
-        var promises: [EventLoopPromise<RESPValue>] = []
-        promises.reserveCapacity(commands.count)
-        for command in commands {
-            RESPCommandEncoder.encode(command, into: &bytes)
-            promises.append(eventLoop.makePromise(of: RESPValue.self))
-        }
-        let writePromise = eventLoop.makePromise(of: Void.self)
-        writePromise.futureResult.whenFailure { [promises] error in
-            // If the handler already took the promises it has failed them itself; a second
-            // failure is ignored by NIO. If the pipeline was torn down, nobody else will.
-            let failure: any Error = (error as? ChannelError) == .ioOnClosedChannel ? RESPNotSentError() : RedisError.connectionClosed
-            promises.forEach { $0.fail(failure) }
-        }
-        channel.writeAndFlush(RESPRequest(bytes: bytes, promises: promises, timeout: TimeAmount(timeout)), promise: writePromise)
-        if promises.count == 1 {
-            return [try await promises[0].futureResult.get()]
-        }
-        return try await EventLoopFuture.whenAllSucceed(promises.map(\.futureResult), on: eventLoop).get()
     }
 
     /// Closes the socket; commands still waiting fail with `.connectionClosed`.

@@ -7,9 +7,12 @@ import Synchronization
 
 /// A bounded pool of `RESPConnection`s: the object application code talks to.
 ///
-/// Connections are opened lazily, one command (or pipeline) per leased connection at a time,
-/// so a slow command never delays an unrelated one queued behind it on the same socket.
-/// After a failed connect the pool backs off (capped exponential, with jitter) and, while it
+/// Connections are opened lazily. Single commands and pipelines are multiplexed: many callers'
+/// commands are in flight on one connection at once and go out in one write per event-loop
+/// tick; another connection is brought in once each has `commandsPerConnection` in flight.
+/// Commands that need a connection to themselves — a command with its own (longer) timeout,
+/// which would hold up the commands behind it, and `withConnection`'s dependent commands —
+/// lease one. After a failed connect the pool backs off (capped exponential, with jitter) and, while it
 /// has no connection at all, fails commands at once with `.connectionFailed` instead of letting
 /// them queue up against a dead server.
 ///
@@ -21,7 +24,13 @@ public final class RedisClient: Sendable, Service {
     private let logger: Logger
     /// Built once: loading trust roots per connection would be wasted work.
     private let sslContext: Result<NIOSSLContext?, RedisError>
-    private let state: Mutex<RedisPoolStateMachine<RESPConnection, Waiter>>
+    private let state: Mutex<RedisPoolStateMachine<PooledConnection, Waiter>>
+
+    /// Connections compared by identity, for the pool's bookkeeping.
+    struct PooledConnection: Equatable, Sendable {
+        let connection: RESPConnection
+        static func == (lhs: Self, rhs: Self) -> Bool { lhs.connection === rhs.connection }
+    }
 
     private enum Lease {
         case connection(RESPConnection)
@@ -43,7 +52,11 @@ public final class RedisClient: Sendable, Service {
         // A pool of zero would make every command wait out the acquire timeout.
         configuration.maximumConnections = max(1, configuration.maximumConnections)
         self.configuration = configuration
-        self.state = Mutex(RedisPoolStateMachine(maximumConnections: configuration.maximumConnections))
+        self.state = Mutex(
+            RedisPoolStateMachine(
+                maximumConnections: configuration.maximumConnections, commandsPerConnection: configuration.commandsPerConnection
+            )
+        )
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.sslContext = Result { () throws(RedisError) in try RESPConnection.makeSSLContext(configuration) }
@@ -58,34 +71,52 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends one command on a pooled connection. Error replies are thrown as `RedisError`.
     /// A command is re-sent on a fresh connection only when it certainly never left the client.
+    ///
+    /// Multiplexed with other callers' commands, except a command that blocks its connection or
+    /// changes its state (`BLPOP`, `WAIT`, `MULTI`, `SELECT`, …) or has its own `timeout`
+    /// (a long-running one): those lease a connection.
     @discardableResult
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
-        var attempt = 0
-        while true {
-            attempt += 1
-            let connection = try await self.acquire()
-            do {
-                let reply = try await connection.sendUnlessClosed(command, timeout: timeout)
-                self.release(connection)
-                return reply
-            } catch is RESPNotSentError {
-                self.release(connection, broken: true)
-                if attempt >= 2 { throw .connectionClosed }
-            } catch let error as RedisError {
-                self.release(connection, broken: error.closesConnection)
-                throw error
-            } catch {
-                self.release(connection, broken: true)
-                throw .connectionClosed
-            }
+        if timeout != nil || RedisCommandRouting.needsLease(command) {
+            return try await self.withConnection { connection throws(RedisError) in try await connection.send(command, timeout: timeout) }
+        }
+        return try await self.shared { connection in
+            try await connection.sendUnlessClosed(command, timeout: nil, onCancel: .abandon)
         }
     }
 
     /// Sends the commands in one write on one connection; replies come back in order, error
-    /// replies as values (see `RESPConnection.pipeline`).
+    /// replies as values (see `RESPConnection.pipeline`). Multiplexed like `send`, unless it
+    /// has its own timeout.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
-        try await self.withConnection { connection throws(RedisError) in
-            try await connection.pipeline(commands, timeout: timeout)
+        if timeout != nil || commands.contains(where: RedisCommandRouting.needsLease) {
+            return try await self.withConnection { connection throws(RedisError) in try await connection.pipeline(commands, timeout: timeout) }
+        }
+        return try await self.shared { connection in
+            try await connection.pipelineUnlessClosed(commands, timeout: nil, onCancel: .abandon)
+        }
+    }
+
+    /// Runs one request on a shared connection; re-sent once on another when it never left.
+    private func shared<Result: Sendable>(_ body: (RESPConnection) async throws -> Result) async throws(RedisError) -> Result {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection = try await self.acquireShared()
+            do {
+                let result = try await body(connection)
+                self.releaseShared(connection, broken: false)
+                return result
+            } catch is RESPNotSentError {
+                self.releaseShared(connection, broken: true)
+                if attempt >= 2 { throw .connectionClosed }
+            } catch let error as RedisError {
+                self.releaseShared(connection, broken: error.isConnectionError)
+                throw error
+            } catch {
+                self.releaseShared(connection, broken: true)
+                throw .connectionClosed
+            }
         }
     }
 
@@ -121,8 +152,8 @@ public final class RedisClient: Sendable, Service {
             waiter.timeout?.cancel()
             waiter.continuation.resume(throwing: RedisError.clientShutdown)
         }
-        for connection in idle {
-            await connection.close()
+        for pooled in idle {
+            await pooled.connection.close()
         }
     }
 
@@ -132,28 +163,75 @@ public final class RedisClient: Sendable, Service {
         let now = ContinuousClock.now
         // A connection closed while idle (server restart, CLIENT KILL, idle timeout) is forgotten.
         let (step, backoff) = self.state.withLock { state in
-            let step = state.acquire(now: now) { $0.isActive }
+            let step = state.acquire(now: now) { $0.connection.isActive }
             guard case .failBackingOff = step else { return (step, RedisError?.none) }
             return (step, self.backoffError(state, now: now))
         }
         switch step {
-        case .use(let connection):
-            return connection
+        case .use(let pooled):
+            return pooled.connection
         case .open:
-            return try await self.openConnection()
+            return try await self.openConnection(shared: false)
         case .failShutdown:
             throw .clientShutdown
         case .failBackingOff:
             throw backoff ?? .connectionFailed("backing off")
         case .wait:
-            switch try await self.waitForLease() {
+            switch try await self.waitForLease(exclusive: true) {
             case .connection(let connection): return connection
-            case .openNew: return try await self.openConnection()
+            case .openNew: return try await self.openConnection(shared: false)
             }
         }
     }
 
-    private func backoffError(_ state: RedisPoolStateMachine<RESPConnection, Waiter>, now: ContinuousClock.Instant) -> RedisError {
+    private func acquireShared() async throws(RedisError) -> RESPConnection {
+        let now = ContinuousClock.now
+        let (step, backoff) = self.state.withLock { state in
+            let step = state.acquireShared(now: now) { $0.connection.isActive }
+            guard case .failBackingOff = step else { return (step, RedisError?.none) }
+            return (step, self.backoffError(state, now: now))
+        }
+        switch step {
+        case .use(let pooled, let openAnother):
+            if openAnother {
+                Task { try? await self.openConnection(shared: true, forCaller: false) }
+            }
+            return pooled.connection
+        case .open:
+            return try await self.openConnection(shared: true)
+        case .failShutdown:
+            throw .clientShutdown
+        case .failBackingOff:
+            throw backoff ?? .connectionFailed("backing off")
+        case .wait:
+            switch try await self.waitForLease(exclusive: false) {
+            case .connection(let connection): return connection
+            case .openNew: return try await self.openConnection(shared: true)
+            }
+        }
+    }
+
+    private func releaseShared(_ connection: RESPConnection, broken: Bool) {
+        let broken = broken || !connection.isActive
+        if broken, connection.isActive {
+            self.logger.debug("Dropping Redis connection after a connection error")
+            connection.channel.close(promise: nil)
+        }
+        switch self.state.withLock({ $0.releaseShared(PooledConnection(connection: connection), broken: broken) }) {
+        case .keep:
+            break
+        case .handOver(let waiter, let pooled):
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(returning: .connection(pooled.connection))
+        case .close(let pooled):
+            pooled.connection.channel.close(promise: nil)
+        case .openFor(let waiter):
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(returning: .openNew)
+        }
+    }
+
+    private func backoffError(_ state: RedisPoolStateMachine<PooledConnection, Waiter>, now: ContinuousClock.Instant) -> RedisError {
         let remaining = state.retryAfter.map { now.duration(to: $0) } ?? .zero
         let cause: String
         switch state.lastFailure {
@@ -165,15 +243,21 @@ public final class RedisClient: Sendable, Service {
         return .connectionFailed("\(cause) (backing off, next attempt in \(milliseconds) ms)")
     }
 
-    /// Opens a connection into a slot the caller already reserved.
-    private func openConnection() async throws(RedisError) -> RESPConnection {
+    /// Opens a connection into a slot the caller already reserved. `shared`: the slot was
+    /// reserved for sharing; the connection then serves the shared commands waiting for it, and
+    /// the caller's own command too unless `forCaller` is false (a background open).
+    private func openConnection(shared: Bool, forCaller: Bool = true) async throws(RedisError) -> RESPConnection {
         let now = ContinuousClock.now
         let backoff: RedisError? = self.state.withLock { state in
             if let retryAfter = state.retryAfter, now < retryAfter { return self.backoffError(state, now: now) }
             return nil
         }
         if let backoff {
-            self.freeSlot()
+            let waiter = self.state.withLock { $0.abandonOpen(shared: shared) }
+            if let waiter {
+                waiter.timeout?.cancel()
+                waiter.continuation.resume(returning: .openNew)
+            }
             throw backoff
         }
         let connection: RESPConnection
@@ -187,25 +271,36 @@ public final class RedisClient: Sendable, Service {
                 pushHandler: nil
             )
         } catch {
-            self.connectFailed(error)
+            self.connectFailed(error, shared: shared)
             throw error
         }
-        let shutdown = self.state.withLock { state in
+        let pooled = PooledConnection(connection: connection)
+        let served: [Waiter]?? = self.state.withLock { state in
             state.connected()
-            return state.isShutdown
+            if shared { return .some(state.sharedOpened(pooled, forCaller: forCaller)) }
+            return state.isShutdown ? .some(nil) : .none
         }
-        if shutdown {
+        switch served {
+        case .some(nil):
+            // Shut down meanwhile.
             await connection.close()
-            self.freeSlot()
+            if !shared { self.freeSlot() }
             throw .clientShutdown
+        case .some(let waiters?):
+            for waiter in waiters {
+                waiter.timeout?.cancel()
+                waiter.continuation.resume(returning: .connection(connection))
+            }
+        case .none:
+            break
         }
         return connection
     }
 
-    private func connectFailed(_ error: RedisError) {
+    private func connectFailed(_ error: RedisError, shared: Bool) {
         let now = ContinuousClock.now
         let waitersToFail: [Waiter] = self.state.withLock { state in
-            state.connectFailed(error, now: now) { failures in
+            state.connectFailed(error, now: now, shared: shared) { failures in
                 Self.backoffDelay(failures: failures, base: self.configuration.reconnectBaseDelay, maximum: self.configuration.reconnectMaximumDelay)
             }
         }
@@ -236,6 +331,7 @@ public final class RedisClient: Sendable, Service {
     }
 
     private func release(_ connection: RESPConnection, broken: Bool = false) {
+        let pooled = PooledConnection(connection: connection)
         if broken || !connection.isActive {
             if connection.isActive {
                 self.logger.debug("Dropping Redis connection after a connection error")
@@ -244,18 +340,23 @@ public final class RedisClient: Sendable, Service {
             self.freeSlot()
             return
         }
-        switch self.state.withLock({ $0.release(connection) }) {
-        case .handOver(let waiter, let connection):
+        switch self.state.withLock({ $0.release(pooled) }) {
+        case .handOver(let waiter, let pooled):
             waiter.timeout?.cancel()
-            waiter.continuation.resume(returning: .connection(connection))
-        case .close(let connection):
-            connection.channel.close(promise: nil)
+            waiter.continuation.resume(returning: .connection(pooled.connection))
+        case .share(let waiters, let pooled):
+            for waiter in waiters {
+                waiter.timeout?.cancel()
+                waiter.continuation.resume(returning: .connection(pooled.connection))
+            }
+        case .close(let pooled):
+            pooled.connection.channel.close(promise: nil)
         case .keep:
             break
         }
     }
 
-    private func waitForLease() async throws(RedisError) -> Lease {
+    private func waitForLease(exclusive: Bool) async throws(RedisError) -> Lease {
         let id = self.state.withLock { $0.nextWaiter() }
         do {
             return try await withTaskCancellationHandler {
@@ -265,7 +366,7 @@ public final class RedisClient: Sendable, Service {
                     }
                     let failure: RedisError? = self.state.withLock { state in
                         if Task.isCancelled { return .cancelled }
-                        return state.enqueue(Waiter(continuation: continuation, timeout: timeout), id: id) ? nil : .clientShutdown
+                        return state.enqueue(Waiter(continuation: continuation, timeout: timeout), id: id, exclusive: exclusive) ? nil : .clientShutdown
                     }
                     if let failure {
                         timeout.cancel()

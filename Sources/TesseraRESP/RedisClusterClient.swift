@@ -69,10 +69,13 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
 
     // MARK: Commands
 
+    /// Sends on the node's multiplexed connections (`RedisClient.send`), following redirections.
     @discardableResult
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
-        try await self.withConnection(routingKey: RedisCommandRouting.routingKey(of: command)) { connection throws(RedisError) in
-            try await connection.send(command, timeout: timeout)
+        try await self.routed(routingKey: RedisCommandRouting.routingKey(of: command)) { client, asking throws(RedisError) in
+            guard asking else { return try await client.send(command, timeout: timeout) }
+            // One request: ASKING goes out right before the command on the same connection.
+            return try await client.pipeline([["ASKING"], command], timeout: timeout)[1].get()
         }
     }
 
@@ -110,6 +113,19 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
     public func withConnection<Result: Sendable>(
         routingKey: RESPArgument?, _ body: (RedisNodeConnection) async throws(RedisError) -> Result
     ) async throws(RedisError) -> Result {
+        try await self.routed(routingKey: routingKey) { client, asking throws(RedisError) in
+            try await client.withConnection { (connection: RESPConnection) async throws(RedisError) -> Result in
+                try await body(RedisNodeConnection(connection, asking: asking))
+            }
+        }
+    }
+
+    /// Runs `body` against the client of the node serving `routingKey`, following MOVED and
+    /// ASK (`asking`: the body must send `ASKING` first) and retrying topology errors and
+    /// failed connects until the command timeout.
+    private func routed<Result: Sendable>(
+        routingKey: RESPArgument?, _ body: (RedisClient, _ asking: Bool) async throws(RedisError) -> Result
+    ) async throws(RedisError) -> Result {
         let slot = routingKey.map { RedisKeySlot.slot(of: $0.bytes.readableBytesView) }
         let deadline = ContinuousClock.now + self.configuration.commandTimeout
         var asking: RedisNodeAddress?
@@ -122,9 +138,7 @@ public final class RedisClusterClient: RedisCommandExecutor, Service {
             let isAsking = asking != nil
             asking = nil
             do {
-                return try await client.withConnection { (connection: RESPConnection) async throws(RedisError) -> Result in
-                    try await body(RedisNodeConnection(connection, asking: isAsking))
-                }
+                return try await body(client, isAsking)
             } catch {
                 let retry = attempt < 32 && ContinuousClock.now < deadline
                 if let topology = RedisTopologyError(error, answeredBy: node) {

@@ -100,3 +100,38 @@ public enum RedisCommandRouting {
         routingKey(of: command).map { RedisKeySlot.slot(of: $0.bytes.readableBytesView) }
     }
 }
+
+extension RedisCommandRouting {
+    /// Commands that need a connection to themselves: those that block it (a shared
+    /// connection would hold every command behind them) and those that change its state for
+    /// the commands that follow (a transaction, a database, a subscription).
+    static let leased: Set<CommandName> = Set(
+        [
+            "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", "WAITAOF", "XREAD",
+            "XREADGROUP", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+            "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR", "CLIENT", "HELLO", "AUTH", "RESET", "READONLY",
+            "READWRITE", "ASKING", "DEBUG",
+        ].map { CommandName($0.utf8)! }
+    )
+
+    /// Whether `command` must run on a leased connection rather than a shared one.
+    static func needsLease(_ command: [RESPArgument]) -> Bool {
+        guard let first = command.first, let name = CommandName(first.bytes.readableBytesView) else { return false }
+        return leased.contains(name)
+    }
+
+    /// A command name of up to 16 bytes, upper-cased and packed into two integers, so the
+    /// check costs no allocation per command.
+    struct CommandName: Hashable {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+
+        init?<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+            guard bytes.count <= 16 else { return nil }
+            for (index, byte) in bytes.enumerated() {
+                let upper = UInt64(byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte)
+                if index < 8 { high |= upper << (8 * UInt64(index)) } else { low |= upper << (8 * UInt64(index - 8)) }
+            }
+        }
+    }
+}

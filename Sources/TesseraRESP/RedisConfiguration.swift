@@ -34,6 +34,10 @@ public struct RedisConfiguration: Sendable {
 
     /// Most connections the pool opens at once.
     public var maximumConnections: Int
+    /// Commands in flight on one shared connection before the pool brings in another (up to
+    /// `maximumConnections`). Single commands and pipelines share connections; leased ones
+    /// (`withConnection`) have a connection to themselves.
+    public var commandsPerConnection: Int
     /// How long a command waits for a free pooled connection.
     public var acquireTimeout: Duration
     /// How long a command waits for its reply before the connection is dropped.
@@ -66,6 +70,7 @@ public struct RedisConfiguration: Sendable {
         self.clientName = nil
         self.protocolVersion = .resp3
         self.maximumConnections = 8
+        self.commandsPerConnection = 32
         self.acquireTimeout = .seconds(5)
         self.commandTimeout = .seconds(5)
         self.connectTimeout = .seconds(5)

@@ -63,16 +63,17 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
 
     // MARK: Commands
 
+    /// Sends on the primary's multiplexed connections (`RedisClient.send`).
     @discardableResult
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
-        try await self.withConnection(routingKey: nil) { connection throws(RedisError) in
-            try await connection.send(command, timeout: timeout)
+        try await self.onPrimary { client throws(RedisError) in
+            try await client.send(command, timeout: timeout)
         }
     }
 
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
-        try await self.withConnection(routingKey: nil) { connection throws(RedisError) in
-            let replies = try await connection.pipeline(commands, timeout: timeout)
+        try await self.onPrimary { client throws(RedisError) in
+            let replies = try await client.pipeline(commands, timeout: timeout)
             // Nothing ran on a demoted primary: redo the batch on the new one.
             if let readOnly = replies.lazy.compactMap(\.error).first(where: { $0.serverCode == "READONLY" }) { throw readOnly }
             return replies
@@ -82,15 +83,23 @@ public final class RedisSentinelClient: RedisCommandExecutor, Service {
     public func withConnection<Result: Sendable>(
         routingKey: RESPArgument?, _ body: (RedisNodeConnection) async throws(RedisError) -> Result
     ) async throws(RedisError) -> Result {
+        try await self.onPrimary { client throws(RedisError) in
+            try await client.withConnection { (connection: RESPConnection) async throws(RedisError) -> Result in
+                try await body(RedisNodeConnection(connection))
+            }
+        }
+    }
+
+    /// Runs `body` against the current primary's client; after READONLY, LOADING or a failed
+    /// connect, looks the primary up again and retries until the command timeout.
+    private func onPrimary<Result: Sendable>(_ body: (RedisClient) async throws(RedisError) -> Result) async throws(RedisError) -> Result {
         let deadline = ContinuousClock.now + self.configuration.commandTimeout
         var attempt = 0
         while true {
             attempt += 1
             let client = try await self.primaryClient()
             do {
-                return try await client.withConnection { (connection: RESPConnection) async throws(RedisError) -> Result in
-                    try await body(RedisNodeConnection(connection))
-                }
+                return try await body(client)
             } catch {
                 let retryable: Bool
                 switch error {

@@ -89,17 +89,23 @@ public final class RedisServerProcess: Sendable {
         )
     }
 
-    /// Creates and starts a server.
+    /// Creates and starts a server. A port it picked itself and lost to another process
+    /// before the server bound it (tests start many servers in parallel) is picked again.
     public static func start(options: Options = Options()) async throws -> RedisServerProcess {
-        let server = try RedisServerProcess(options: options)
-        do {
-            try await server.start()
-        } catch {
-            await server.kill()
-            server.removeDirectory()
-            throw error
+        var attempt = 0
+        while true {
+            attempt += 1
+            let server = try RedisServerProcess(options: options)
+            do {
+                try await server.start()
+                return server
+            } catch {
+                await server.kill()
+                server.removeDirectory()
+                let lostPort = options.port == nil && "\(error)".contains("Address already in use")
+                guard lostPort, attempt < 3 else { throw error }
+            }
         }
-        return server
     }
 
     deinit {

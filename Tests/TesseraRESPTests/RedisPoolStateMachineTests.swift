@@ -141,3 +141,137 @@ extension RedisPoolStateMachine.AcquireAction {
         return false
     }
 }
+
+/// Shared (multiplexed) use of the pool's connections beside leases.
+@Suite("Redis pool state machine: shared connections")
+struct RedisPoolSharedTests {
+    typealias Pool = RedisPoolStateMachine<Int, String>
+    let now = ContinuousClock.now
+
+    func share(_ pool: inout Pool, alive: Set<Int> = [1, 2, 3, 4]) -> String {
+        switch pool.acquireShared(now: now, isActive: { alive.contains($0) }) {
+        case .use(let connection, let openAnother): openAnother ? "use \(connection) + open another" : "use \(connection)"
+        case .open: "open"
+        case .wait: "wait"
+        case .failBackingOff: "fail: backing off"
+        case .failShutdown: "fail: shut down"
+        }
+    }
+
+    @Test func theFirstCommandOpensOneConnectionAndTheOthersWaitForItThenShareIt() {
+        var pool = Pool(maximumConnections: 4, commandsPerConnection: 2)
+        let first = share(&pool)
+        #expect(first == "open")
+        // While it opens, nobody opens a second one.
+        let second = share(&pool), third = share(&pool)
+        #expect(second == "wait" && third == "wait")
+        _ = pool.enqueue("second", id: pool.nextWaiter(), exclusive: false)
+        _ = pool.enqueue("third", id: pool.nextWaiter(), exclusive: false)
+        let served = pool.sharedOpened(1, forCaller: true)
+        #expect(served == ["second", "third"])
+        #expect(pool.shared.map(\.inFlight) == [3])
+        #expect(pool.slotsInUse == 1)
+    }
+
+    @Test func commandsGoToTheLeastLoadedConnectionAndABusyOneBringsInAnother() {
+        var pool = Pool(maximumConnections: 3, commandsPerConnection: 2)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        let second = share(&pool)
+        #expect(second == "use 1")
+        // Past two in flight, the command still goes out at once, and one more is opened.
+        let third = share(&pool)
+        #expect(third == "use 1 + open another")
+        let fourth = share(&pool)
+        #expect(fourth == "use 1")  // only one background open at a time
+        _ = pool.sharedOpened(2, forCaller: false)
+        let fifth = share(&pool)
+        #expect(fifth == "use 2")
+        #expect(pool.shared.map(\.inFlight) == [4, 1])
+        for _ in 0..<4 { _ = pool.releaseShared(1, broken: false) }
+        let sixth = share(&pool)
+        #expect(sixth == "use 1")
+    }
+
+    @Test func aLeaseTakesAnUnusedSharedConnectionOrDrainsOneAndGetsItWhenItsLastCommandIsAnswered() {
+        var pool = Pool(maximumConnections: 1, commandsPerConnection: 8)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        _ = share(&pool)
+        // Both of 1's commands are in flight and no slot is left: the lease waits, and 1 drains.
+        guard case .wait = pool.acquire(now: now, isActive: { _ in true }) else { Issue.record("did not wait"); return }
+        _ = pool.enqueue("lease", id: pool.nextWaiter())
+        #expect(pool.shared.first?.draining == true)
+        // No new command is put on a draining connection.
+        let meanwhile = share(&pool)
+        #expect(meanwhile == "wait")
+        _ = pool.enqueue("shared", id: pool.nextWaiter(), exclusive: false)
+        guard case .keep = pool.releaseShared(1, broken: false) else { Issue.record("handed over too early"); return }
+        guard case .handOver("lease", 1) = pool.releaseShared(1, broken: false) else { Issue.record("not handed over"); return }
+        #expect(pool.shared.isEmpty)
+        // The lease ends; the shared command waiting gets the connection back for sharing.
+        guard case .share(["shared"], 1) = pool.release(1) else { Issue.record("not shared again"); return }
+        #expect(pool.shared.map(\.inFlight) == [1])
+    }
+
+    @Test func anIdleSharedConnectionIsLeasedAtOnce() {
+        var pool = Pool(maximumConnections: 1)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        _ = pool.releaseShared(1, broken: false)
+        guard case .use(1) = pool.acquire(now: now, isActive: { _ in true }) else { Issue.record("not leased"); return }
+        guard case .keep = pool.release(1) else { Issue.record("not kept"); return }
+        // Back idle: the next shared command picks it up again.
+        let next = share(&pool)
+        #expect(next == "use 1")
+    }
+
+    @Test func aBrokenSharedConnectionTakesNoMoreCommandsAndFreesItsSlotWhenItsLastFails() {
+        var pool = Pool(maximumConnections: 1)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        _ = share(&pool)
+        guard case .keep = pool.releaseShared(1, broken: true) else { Issue.record("freed too early"); return }
+        let meanwhile = share(&pool)
+        #expect(meanwhile == "wait")
+        _ = pool.enqueue("w", id: pool.nextWaiter(), exclusive: false)
+        guard case .openFor("w") = pool.releaseShared(1, broken: true) else { Issue.record("slot not handed on"); return }
+        #expect(pool.slotsInUse == 1 && pool.openingShared == 1)
+    }
+
+    @Test func aClosedSharedConnectionIsSkipped() {
+        var pool = Pool(maximumConnections: 2)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        _ = pool.releaseShared(1, broken: false)
+        // 1 died while unused: forgotten, and a new one is opened into its slot.
+        let next = share(&pool, alive: [])
+        #expect(next == "open")
+        #expect(pool.slotsInUse == 1)
+    }
+
+    @Test func aFailedSharedOpenFailsTheCommandsWaitingForIt() {
+        var pool = Pool(maximumConnections: 2)
+        _ = pool.acquire(now: now, isActive: { _ in true })  // a lease holds one connection
+        _ = share(&pool)
+        _ = pool.enqueue("w", id: pool.nextWaiter(), exclusive: false)
+        let failed = pool.connectFailed(.connectionFailed("refused"), now: now, shared: true, delay: { _ in .seconds(1) })
+        #expect(failed == ["w"])
+        #expect(pool.openingShared == 0 && pool.slotsInUse == 1)
+    }
+
+    @Test func shutdownClosesUnusedSharedConnectionsAndTheBusyOnesWhenTheirLastCommandReturns() {
+        var pool = Pool(maximumConnections: 3, commandsPerConnection: 1)
+        _ = share(&pool)
+        _ = pool.sharedOpened(1, forCaller: true)
+        _ = share(&pool)  // 1 + open another
+        _ = pool.sharedOpened(2, forCaller: false)
+        let (idle, _) = pool.shutdown()
+        #expect(idle == [2])
+        guard case .keep = pool.releaseShared(1, broken: false) else { Issue.record("closed early"); return }
+        guard case .close(1) = pool.releaseShared(1, broken: false) else { Issue.record("not closed"); return }
+        #expect(pool.slotsInUse == 0)
+        let after = share(&pool)
+        #expect(after == "fail: shut down")
+    }
+}
