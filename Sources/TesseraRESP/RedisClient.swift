@@ -25,6 +25,17 @@ public final class RedisClient: Sendable, Service {
     /// Built once: loading trust roots per connection would be wasted work.
     private let sslContext: Result<NIOSSLContext?, RedisError>
     private let state: Mutex<RedisPoolStateMachine<PooledConnection, Waiter>>
+    /// Keeps the minimum open and checks unused connections; started by the first command,
+    /// ended by `shutdown()`.
+    private let keepAlive = Mutex<KeepAlive>(.notStarted)
+    /// Set once the keep-alive was started, so the command path checks it without a lock.
+    private let keepAliveStarted = Atomic<Bool>(false)
+
+    private enum KeepAlive {
+        case notStarted
+        case running(Task<Void, Never>)
+        case stopped
+    }
 
     /// Connections compared by identity, for the pool's bookkeeping.
     struct PooledConnection: Equatable, Sendable {
@@ -147,6 +158,12 @@ public final class RedisClient: Sendable, Service {
     /// Fails waiting commands, closes idle connections now and busy ones when they are
     /// returned. Later commands fail with `.clientShutdown`.
     public func shutdown() async {
+        let task = self.keepAlive.withLock { keepAlive -> Task<Void, Never>? in
+            defer { keepAlive = .stopped }
+            if case .running(let task) = keepAlive { return task }
+            return nil
+        }
+        task?.cancel()
         let (idle, waiters) = self.state.withLock { $0.shutdown() }
         for waiter in waiters {
             waiter.timeout?.cancel()
@@ -157,9 +174,58 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
+    // MARK: Keep-alive
+
+    private func startKeepAliveIfNeeded() {
+        guard let interval = self.configuration.keepAliveInterval, !self.keepAliveStarted.load(ordering: .relaxed) else { return }
+        self.keepAliveStarted.store(true, ordering: .relaxed)
+        self.keepAlive.withLock { keepAlive in
+            guard case .notStarted = keepAlive else { return }
+            keepAlive = .running(
+                Task { [weak self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        guard let self, !Task.isCancelled else { return }
+                        await self.maintain()
+                    }
+                }
+            )
+        }
+    }
+
+    /// One keep-alive round: `PING` on every unused connection (a dead one fails, is closed and
+    /// forgotten), then the minimum topped up in the background.
+    func maintain() async {
+        let unused = self.state.withLock { $0.unusedConnections }
+        await withDiscardingTaskGroup { group in
+            for pooled in unused {
+                group.addTask {
+                    do {
+                        _ = try await pooled.connection.sendUnlessClosed(["PING"], timeout: nil, onCancel: .abandon)
+                    } catch {
+                        self.logger.debug("Redis keep-alive PING failed; dropping the connection", metadata: ["error": "\(error)"])
+                        await pooled.connection.close()
+                    }
+                }
+            }
+        }
+        self.state.withLock { $0.forgetClosed { $0.connection.isActive } }
+        self.warmUp()
+    }
+
+    /// Opens connections in the background until the configured minimum are open.
+    private func warmUp() {
+        let now = ContinuousClock.now
+        let missing = self.state.withLock { $0.reserveWarm(minimum: self.configuration.minimumConnections, now: now) }
+        for _ in 0..<missing {
+            Task { try? await self.openConnection(shared: true, forCaller: false) }
+        }
+    }
+
     // MARK: Pool mechanics
 
     private func acquire() async throws(RedisError) -> RESPConnection {
+        self.startKeepAliveIfNeeded()
         let now = ContinuousClock.now
         // A connection closed while idle (server restart, CLIENT KILL, idle timeout) is forgotten.
         let (step, backoff) = self.state.withLock { state in
@@ -185,6 +251,7 @@ public final class RedisClient: Sendable, Service {
     }
 
     private func acquireShared() async throws(RedisError) -> RESPConnection {
+        self.startKeepAliveIfNeeded()
         let now = ContinuousClock.now
         let (step, backoff) = self.state.withLock { state in
             let step = state.acquireShared(now: now) { $0.connection.isActive }

@@ -38,6 +38,13 @@ public struct RedisConfiguration: Sendable {
     /// `maximumConnections`). Single commands and pipelines share connections; leased ones
     /// (`withConnection`) have a connection to themselves.
     public var commandsPerConnection: Int
+    /// Connections the pool keeps open once it has been used, reopened in the background when
+    /// they are lost, so a command after a quiet spell does not pay for a connect.
+    public var minimumConnections: Int
+    /// How often unused connections are checked with `PING` (a connection dropped by a
+    /// firewall or a restarted server is found before a command needs it) and the minimum is
+    /// topped up; nil: never.
+    public var keepAliveInterval: Duration?
     /// How long a command waits for a free pooled connection.
     public var acquireTimeout: Duration
     /// How long a command waits for its reply before the connection is dropped.
@@ -71,6 +78,8 @@ public struct RedisConfiguration: Sendable {
         self.protocolVersion = .resp3
         self.maximumConnections = 8
         self.commandsPerConnection = 32
+        self.minimumConnections = 1
+        self.keepAliveInterval = .seconds(30)
         self.acquireTimeout = .seconds(5)
         self.commandTimeout = .seconds(5)
         self.connectTimeout = .seconds(5)

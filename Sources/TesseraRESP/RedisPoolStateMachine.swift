@@ -295,6 +295,32 @@ struct RedisPoolStateMachine<Connection: Equatable, Waiter> {
         return nil
     }
 
+    // MARK: Keep-alive
+
+    /// Connections no command is using now (idle, or shared with nothing in flight), to be
+    /// checked with `PING`.
+    var unusedConnections: [Connection] {
+        idle + shared.filter { $0.inFlight == 0 && !$0.draining }.map(\.connection)
+    }
+
+    /// Forgets unused connections that are closed, freeing their slots.
+    mutating func forgetClosed(isActive: (Connection) -> Bool) {
+        let before = idle.count + shared.count
+        idle.removeAll { !isActive($0) }
+        shared.removeAll { $0.inFlight == 0 && !isActive($0.connection) }
+        slotsInUse -= before - idle.count - shared.count
+    }
+
+    /// Reserves slots for connections to open in the background, to share, until `minimum` are
+    /// open or being opened; how many to open. None while backing off or shut down.
+    mutating func reserveWarm(minimum: Int, now: ContinuousClock.Instant) -> Int {
+        guard !isShutdown, !backingOff(now) else { return 0 }
+        let missing = max(0, min(minimum, maximumConnections) - slotsInUse)
+        slotsInUse += missing
+        openingShared += missing
+        return missing
+    }
+
     // MARK: Connects and shutdown
 
     /// An open was not attempted (the pool is backing off): its slot goes to the next waiter

@@ -196,6 +196,44 @@ struct RedisIntegrationTests {
         }
     }
 
+    @Test("keep-alive: the minimum stays open, and connections killed while unused are replaced without a command")
+    func keepAliveKeepsTheMinimumOpen() async throws {
+        try await withRedisServer { server throws in
+            var configuration = try testConfiguration(server)
+            configuration.minimumConnections = 2
+            configuration.keepAliveInterval = .milliseconds(200)
+            try await withClient(configuration) { client throws in
+                #expect(try await client.send("PING") == .simpleString("PONG"))
+                let admin = try await RESPConnection.connect(configuration: configuration)
+                let adminID = try await admin.send(["CLIENT", "ID"]).int ?? -1
+                /// The pool's connections, as the server sees them (every client but `admin`).
+                func poolConnections() async throws -> [Int] {
+                    let list = String(buffer: try await admin.send(["CLIENT", "LIST", "TYPE", "normal"]).bytes ?? ByteBuffer())
+                    return list.split(separator: "\n").compactMap { line in
+                        line.split(separator: " ").first { $0.hasPrefix("id=") }.flatMap { Int($0.dropFirst(3)) }
+                    }.filter { $0 != adminID }
+                }
+                func waitFor(_ what: String, _ condition: ([Int]) -> Bool) async throws -> [Int] {
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while ContinuousClock.now < deadline {
+                        let ids = try await poolConnections()
+                        if condition(ids) { return ids }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    Issue.record("not within 10 s: \(what)")
+                    return []
+                }
+                let warm = try await waitFor("two warm connections") { $0.count == 2 }
+                for id in warm { _ = try await admin.send(["CLIENT", "KILL", "ID", RESPArgument(id)]) }
+                // No command is sent: the keep-alive finds them gone and opens two new ones.
+                let replaced = try await waitFor("two new connections") { ids in ids.count == 2 && Set(ids).isDisjoint(with: warm) }
+                #expect(replaced.count == 2)
+                #expect(try await client.send("PING") == .simpleString("PONG"))
+                await admin.close()
+            }
+        }
+    }
+
     @Test("server down: commands fail fast with a connection error; after a restart they work again")
     func serverRestart() async throws {
         try await withRedisServer { server throws in

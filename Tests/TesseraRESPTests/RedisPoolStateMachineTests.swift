@@ -275,3 +275,29 @@ struct RedisPoolSharedTests {
         #expect(after == "fail: shut down")
     }
 }
+
+extension RedisPoolSharedTests {
+    @Test func warmConnectionsAreReservedUpToTheMinimumAndUnusedOnesAreListedForKeepAlive() {
+        var pool = Pool(maximumConnections: 4)
+        let opens = pool.reserveWarm(minimum: 2, now: now)
+        #expect(opens == 2 && pool.slotsInUse == 2)
+        _ = pool.sharedOpened(1, forCaller: false)
+        _ = pool.sharedOpened(2, forCaller: false)
+        let again = pool.reserveWarm(minimum: 2, now: now)
+        #expect(again == 0)
+        _ = share(&pool)  // one command in flight on 1 or 2
+        #expect(pool.unusedConnections.count == 1)
+        // The unused one is found closed: forgotten, and its slot is reserved again.
+        let unused = pool.unusedConnections
+        pool.forgetClosed { !unused.contains($0) }
+        #expect(pool.slotsInUse == 1)
+        let replace = pool.reserveWarm(minimum: 2, now: now)
+        #expect(replace == 1)
+        _ = pool.sharedOpened(3, forCaller: false)
+        // Backing off after a failed connect: no warm-up attempts meanwhile.
+        _ = pool.reserveWarm(minimum: 3, now: now)
+        _ = pool.connectFailed(.connectionFailed("refused"), now: now, shared: true, delay: { _ in .seconds(1) })
+        let whileBackingOff = pool.reserveWarm(minimum: 3, now: now)
+        #expect(whileBackingOff == 0)
+    }
+}
