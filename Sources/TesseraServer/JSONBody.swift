@@ -62,11 +62,20 @@ enum JSONBody {
     // Shared: JSONDecoder and JSONEncoder are safe to use from concurrent requests, and
     // building one per request showed in the profile.
     private static let decoder = JSONDecoder()
-    private static let encoder: JSONEncoder = {
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
+
+    /// The bodies of the token routes, written without `JSONEncoder` (same bytes).
+    static func response(_ value: some JSONObjectWritable, status: HTTPResponse.Status = .ok) -> Response {
+        var writer = JSONObjectWriter()
+        value.write(to: &writer)
+        return Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: writer.finished())
+        )
+    }
 
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try encoder.encode(value)
