@@ -18,16 +18,28 @@ public struct ProblemDocument: Sendable, Encodable, Equatable {
     }
 
     /// Sorted keys: the same problem is the same bytes, so failures cannot be told apart by shape.
+    /// Written byte by byte (one for every refused token), the bytes `JSONEncoder` with
+    /// `.sortedKeys` writes (pinned by `ProblemDocumentTests`).
     public func encoded() -> Data {
-        (try? Self.encoder.encode(self)) ?? Data()
+        Data(self.bytes())
     }
 
-    /// One for every problem answered (a refused token is one); safe to share across tasks.
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return encoder
-    }()
+    public func bytes() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(96 + self.detail.utf8.count + 2 * self.code.utf8.count)
+        output.append(contentsOf: Array(#"{"code":"#.utf8))
+        JSONString.append(self.code, escapingSlashes: true, to: &output)
+        output.append(contentsOf: Array(#","detail":"#.utf8))
+        JSONString.append(self.detail, escapingSlashes: true, to: &output)
+        output.append(contentsOf: Array(#","status":"#.utf8))
+        output.append(contentsOf: Array(String(self.status).utf8))
+        output.append(contentsOf: Array(#","title":"#.utf8))
+        JSONString.append(self.title, escapingSlashes: true, to: &output)
+        output.append(contentsOf: Array(#","type":"#.utf8))
+        JSONString.append(self.type, escapingSlashes: true, to: &output)
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
 }
 
 extension TesseraVerificationError {

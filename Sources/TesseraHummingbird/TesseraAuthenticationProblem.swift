@@ -20,6 +20,6 @@ public struct TesseraAuthenticationProblem: HTTPResponseError {
         // RFC 6750 §3 for refusals, as Tessera itself answers; a retry hint when undecided.
         if reason.authError != nil { headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\"" } else { headers[.retryAfter] = "1" }
         let body = ProblemDocument(status: status.code, title: status.reasonPhrase, code: problem.code, detail: problem.detail)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body.encoded())))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body.bytes())))
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import Tessera
 
 /// Writes a flat JSON object straight into a `ByteBuffer`, for the bodies every token request
 /// answers with (`/me`, login, refresh): Foundation's `JSONEncoder` was 5.6% of the `/me`
@@ -59,30 +60,12 @@ struct JSONObjectWriter {
         self.buffer.writeStaticString("\":")
     }
 
-    private static let hex = Array("0123456789abcdef".utf8)
-
-    /// A JSON string as `JSONEncoder` writes it: `"` and `\` escaped, control characters as
-    /// `\b \f \n \r \t` or `\u00XX`, everything else (`/`, non-ASCII) as is.
+    /// A JSON string as the shared `JSONEncoder` (slashes not escaped) writes it.
     static func writeString(_ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case 0x08: buffer.writeStaticString("\\b")
-            case 0x0C: buffer.writeStaticString("\\f")
-            case 0x0A: buffer.writeStaticString("\\n")
-            case 0x0D: buffer.writeStaticString("\\r")
-            case 0x09: buffer.writeStaticString("\\t")
-            case 0x00..<0x20:
-                buffer.writeStaticString("\\u00")
-                buffer.writeInteger(hex[Int(byte >> 4)])
-                buffer.writeInteger(hex[Int(byte & 0x0F)])
-            default:
-                buffer.writeInteger(byte)
-            }
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(value.utf8.count + 2)
+        JSONString.append(value, escapingSlashes: false, to: &bytes)
+        buffer.writeBytes(bytes)
     }
 }
 

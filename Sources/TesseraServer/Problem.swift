@@ -58,7 +58,7 @@ public struct APIError: Error, Sendable {
     }
 
     func response() -> Response {
-        let data = ProblemDocument(status: status.code, title: status.reasonPhrase, code: code, detail: detail).encoded()
+        let data = ProblemDocument(status: status.code, title: status.reasonPhrase, code: code, detail: detail).bytes()
         var headers = headers
         headers[.contentType] = "application/problem+json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
