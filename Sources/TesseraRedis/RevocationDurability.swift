@@ -37,12 +37,16 @@ public struct RevocationDurability: Sendable {
 
     /// Waits for the replicas the write on `connection` needs (`expected`: what the control
     /// plane says the primary has). Throws when too few answered.
-    func acknowledge(on connection: RedisNodeConnection, expected: Int?) async throws(RedisError) {
+    /// - Parameter replicationInfo: `INFO replication` as read on the same connection right
+    ///   after the write (pipelined with it), so the automatic rule costs no round trip of its own.
+    func acknowledge(on connection: RedisNodeConnection, expected: Int?, replicationInfo: RESPValue? = nil) async throws(RedisError) {
         let required: Int
         if let minimumReplicas {
             required = minimumReplicas
         } else {
-            let (replicationID, connected) = Self.replication(try await connection.send(["INFO", "replication"]))
+            let info: RESPValue
+            if let replicationInfo { info = replicationInfo } else { info = try await connection.send(["INFO", "replication"]) }
+            let (replicationID, connected) = Self.replication(info)
             let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
             required = Self.required(connected: connected, expected: expected, remembered: remembered)
         }
@@ -119,12 +123,35 @@ extension RedisBackedStore {
         do {
             return try await client.withConnection(routingKey: keyArguments.first) {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
-                let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
-                if durability.minimumReplicas != 0, revokes(reply) { try await durability.acknowledge(on: connection, expected: expected) }
+                guard durability.minimumReplicas == nil else {
+                    let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
+                    if durability.minimumReplicas != 0, revokes(reply) { try await durability.acknowledge(on: connection, expected: expected) }
+                    return reply
+                }
+                // The automatic rule needs `INFO replication`: asked in the same write as the
+                // script, after it, so a logout on a primary without replicas is one round trip.
+                let (reply, info) = try await connection.evalScriptThenInfo(script, keys: keyArguments, arguments: arguments)
+                if revokes(reply) { try await durability.acknowledge(on: connection, expected: expected, replicationInfo: info) }
                 return reply
             }
         } catch {
             throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: script))
         }
+    }
+}
+
+extension RedisNodeConnection {
+    /// Runs `script` (EVALSHA, resent with EVAL after NOSCRIPT) and `INFO replication` in one
+    /// pipeline; an error reply of either is thrown, as `send` throws it.
+    func evalScriptThenInfo(
+        _ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument]
+    ) async throws(RedisError) -> (reply: RESPValue, info: RESPValue) {
+        let tail = [RESPArgument(keys.count)] + keys + arguments
+        var replies = try await self.pipeline([["EVALSHA", RESPArgument(script.sha1)] + tail, ["INFO", "replication"]])
+        if case .noScript? = replies[0].error {
+            replies = try await self.pipeline([["EVAL", RESPArgument(script.source)] + tail, ["INFO", "replication"]])
+        }
+        let reply = try replies[0].get()
+        return (reply, try replies[1].get())
     }
 }
