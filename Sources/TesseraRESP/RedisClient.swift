@@ -89,7 +89,7 @@ public final class RedisClient: Sendable, Service {
     @discardableResult
     public func send(_ command: [RESPArgument], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
         if timeout != nil || RedisCommandRouting.needsLease(command) {
-            return try await self.withConnection { connection throws(RedisError) in try await connection.send(command, timeout: timeout) }
+            return try await self.leased { connection in try await connection.sendUnlessClosed(command, timeout: timeout, onCancel: .close) }
         }
         return try await self.shared { connection in
             try await connection.sendUnlessClosed(command, timeout: nil, onCancel: .abandon)
@@ -101,31 +101,46 @@ public final class RedisClient: Sendable, Service {
     /// has its own timeout.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
         if timeout != nil || commands.contains(where: RedisCommandRouting.needsLease) {
-            return try await self.withConnection { connection throws(RedisError) in try await connection.pipeline(commands, timeout: timeout) }
+            return try await self.leased { connection in
+                try await connection.pipelineUnlessClosed(commands, timeout: timeout, onCancel: .close)
+            }
         }
         return try await self.shared { connection in
             try await connection.pipelineUnlessClosed(commands, timeout: nil, onCancel: .abandon)
         }
     }
 
-    /// Runs one request on a shared connection; re-sent once on another when it never left.
+    private func leased<Result: Sendable>(_ body: (RESPConnection) async throws -> Result) async throws(RedisError) -> Result {
+        try await self.request(leased: true, body)
+    }
+
     private func shared<Result: Sendable>(_ body: (RESPConnection) async throws -> Result) async throws(RedisError) -> Result {
+        try await self.request(leased: false, body)
+    }
+
+    /// Runs one request on a leased or a shared connection; re-sent once on another when it
+    /// certainly never left (the connection was found closed only when the command reached it).
+    /// A cancelled lease's connection is dropped (see `RESPConnection.send`); a shared one stays.
+    private func request<Result: Sendable>(leased: Bool, _ body: (RESPConnection) async throws -> Result) async throws(RedisError) -> Result {
         var attempt = 0
         while true {
             attempt += 1
-            let connection = try await self.acquireShared()
+            let connection = leased ? try await self.acquire() : try await self.acquireShared()
+            func done(broken: Bool) {
+                if leased { self.release(connection, broken: broken) } else { self.releaseShared(connection, broken: broken) }
+            }
             do {
                 let result = try await body(connection)
-                self.releaseShared(connection, broken: false)
+                done(broken: false)
                 return result
             } catch is RESPNotSentError {
-                self.releaseShared(connection, broken: true)
+                done(broken: true)
                 if attempt >= 2 { throw .connectionClosed }
             } catch let error as RedisError {
-                self.releaseShared(connection, broken: error.isConnectionError)
+                done(broken: leased ? error.closesConnection : error.isConnectionError)
                 throw error
             } catch {
-                self.releaseShared(connection, broken: true)
+                done(broken: true)
                 throw .connectionClosed
             }
         }
@@ -194,23 +209,28 @@ public final class RedisClient: Sendable, Service {
     }
 
     /// One keep-alive round: `PING` on every unused connection (a dead one fails, is closed and
-    /// forgotten), then the minimum topped up in the background.
+    /// its slot freed), then the minimum topped up in the background.
     func maintain() async {
-        let unused = self.state.withLock { $0.unusedConnections }
+        let (leased, shared) = self.state.withLock { $0.checkOutForKeepAlive() }
         await withDiscardingTaskGroup { group in
-            for pooled in unused {
-                group.addTask {
-                    do {
-                        _ = try await pooled.connection.sendUnlessClosed(["PING"], timeout: nil, onCancel: .abandon)
-                    } catch {
-                        self.logger.debug("Redis keep-alive PING failed; dropping the connection", metadata: ["error": "\(error)"])
-                        await pooled.connection.close()
-                    }
-                }
+            for pooled in leased {
+                group.addTask { self.release(pooled.connection, broken: !(await self.ping(pooled.connection))) }
+            }
+            for pooled in shared {
+                group.addTask { self.releaseShared(pooled.connection, broken: !(await self.ping(pooled.connection))) }
             }
         }
-        self.state.withLock { $0.forgetClosed { $0.connection.isActive } }
         self.warmUp()
+    }
+
+    private func ping(_ connection: RESPConnection) async -> Bool {
+        do {
+            _ = try await connection.sendUnlessClosed(["PING"], timeout: nil, onCancel: .abandon)
+            return true
+        } catch {
+            self.logger.debug("Redis keep-alive PING failed; dropping the connection", metadata: ["error": "\(error)"])
+            return false
+        }
     }
 
     /// Opens connections in the background until the configured minimum are open.

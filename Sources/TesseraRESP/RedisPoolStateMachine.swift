@@ -297,18 +297,18 @@ struct RedisPoolStateMachine<Connection: Equatable, Waiter> {
 
     // MARK: Keep-alive
 
-    /// Connections no command is using now (idle, or shared with nothing in flight), to be
-    /// checked with `PING`.
-    var unusedConnections: [Connection] {
-        idle + shared.filter { $0.inFlight == 0 && !$0.draining }.map(\.connection)
-    }
-
-    /// Forgets unused connections that are closed, freeing their slots.
-    mutating func forgetClosed(isActive: (Connection) -> Bool) {
-        let before = idle.count + shared.count
-        idle.removeAll { !isActive($0) }
-        shared.removeAll { $0.inFlight == 0 && !isActive($0.connection) }
-        slotsInUse -= before - idle.count - shared.count
+    /// Checks out the connections no command is using (idle, or shared with nothing in flight)
+    /// for a keep-alive `PING`: the idle ones as leases (`release` them after), the shared ones
+    /// as one use each (`releaseShared` after), so that no lease can take one mid-`PING`.
+    mutating func checkOutForKeepAlive() -> (leased: [Connection], shared: [Connection]) {
+        let leased = idle
+        idle = []
+        var sharedOnes: [Connection] = []
+        for index in shared.indices where shared[index].inFlight == 0 && !shared[index].draining {
+            shared[index].inFlight = 1
+            sharedOnes.append(shared[index].connection)
+        }
+        return (leased, sharedOnes)
     }
 
     /// Reserves slots for connections to open in the background, to share, until `minimum` are

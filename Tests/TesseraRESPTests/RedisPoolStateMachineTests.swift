@@ -140,6 +140,7 @@ extension RedisPoolStateMachine.AcquireAction {
         if case .open = self { return true }
         return false
     }
+
 }
 
 /// Shared (multiplexed) use of the pool's connections beside leases.
@@ -286,10 +287,15 @@ extension RedisPoolSharedTests {
         let again = pool.reserveWarm(minimum: 2, now: now)
         #expect(again == 0)
         _ = share(&pool)  // one command in flight on 1 or 2
-        #expect(pool.unusedConnections.count == 1)
-        // The unused one is found closed: forgotten, and its slot is reserved again.
-        let unused = pool.unusedConnections
-        pool.forgetClosed { !unused.contains($0) }
+        // The keep-alive checks out only the unused one, as one use, so no lease takes it mid-PING.
+        let (leased, checkedOut) = pool.checkOutForKeepAlive()
+        #expect(leased.isEmpty && checkedOut.count == 1)
+        // A lease meanwhile opens a connection of its own rather than take the one being pinged.
+        let step = pool.acquire(now: now, isActive: { _ in true })
+        #expect(step.isOpen)
+        _ = pool.abandonOpen(shared: false)
+        // Its PING failed: the slot is freed and the minimum is reserved again.
+        _ = pool.releaseShared(checkedOut[0], broken: true)
         #expect(pool.slotsInUse == 1)
         let replace = pool.reserveWarm(minimum: 2, now: now)
         #expect(replace == 1)
