@@ -20,7 +20,7 @@ public enum JSONString {
             case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0x00..<0x20:
-                output.append(contentsOf: Array("\\u00".utf8))
+                output.append(contentsOf: "\\u00".utf8)
                 output.append(hex[Int(byte >> 4)])
                 output.append(hex[Int(byte & 0x0F)])
             default:

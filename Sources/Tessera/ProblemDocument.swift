@@ -27,15 +27,15 @@ public struct ProblemDocument: Sendable, Encodable, Equatable {
     public func bytes() -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(96 + self.detail.utf8.count + 2 * self.code.utf8.count)
-        output.append(contentsOf: Array(#"{"code":"#.utf8))
+        output.append(contentsOf: #"{"code":"#.utf8)
         JSONString.append(self.code, escapingSlashes: true, to: &output)
-        output.append(contentsOf: Array(#","detail":"#.utf8))
+        output.append(contentsOf: #","detail":"#.utf8)
         JSONString.append(self.detail, escapingSlashes: true, to: &output)
-        output.append(contentsOf: Array(#","status":"#.utf8))
-        output.append(contentsOf: Array(String(self.status).utf8))
-        output.append(contentsOf: Array(#","title":"#.utf8))
+        output.append(contentsOf: #","status":"#.utf8)
+        output.append(contentsOf: String(self.status).utf8)
+        output.append(contentsOf: #","title":"#.utf8)
         JSONString.append(self.title, escapingSlashes: true, to: &output)
-        output.append(contentsOf: Array(#","type":"#.utf8))
+        output.append(contentsOf: #","type":"#.utf8)
         JSONString.append(self.type, escapingSlashes: true, to: &output)
         output.append(UInt8(ascii: "}"))
         return output

@@ -52,6 +52,17 @@ public final class RedisClient: Sendable, Service {
     private struct Waiter {
         var continuation: CheckedContinuation<Lease, any Error>
         var timeout: Scheduled<Void>?
+
+        /// Ends the wait: its timeout is cancelled and the caller resumed.
+        func resume(returning lease: Lease) {
+            timeout?.cancel()
+            continuation.resume(returning: lease)
+        }
+
+        func resume(throwing error: RedisError) {
+            timeout?.cancel()
+            continuation.resume(throwing: error)
+        }
     }
 
     public init(
@@ -181,8 +192,7 @@ public final class RedisClient: Sendable, Service {
         task?.cancel()
         let (idle, waiters) = self.state.withLock { $0.shutdown() }
         for waiter in waiters {
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(throwing: RedisError.clientShutdown)
+            waiter.resume(throwing: RedisError.clientShutdown)
         }
         for pooled in idle {
             await pooled.connection.close()
@@ -308,13 +318,11 @@ public final class RedisClient: Sendable, Service {
         case .keep:
             break
         case .handOver(let waiter, let pooled):
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(returning: .connection(pooled.connection))
+            waiter.resume(returning: .connection(pooled.connection))
         case .close(let pooled):
             pooled.connection.channel.close(promise: nil)
         case .openFor(let waiter):
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(returning: .openNew)
+            waiter.resume(returning: .openNew)
         }
     }
 
@@ -342,8 +350,7 @@ public final class RedisClient: Sendable, Service {
         if let backoff {
             let waiter = self.state.withLock { $0.abandonOpen(shared: shared) }
             if let waiter {
-                waiter.timeout?.cancel()
-                waiter.continuation.resume(returning: .openNew)
+                waiter.resume(returning: .openNew)
             }
             throw backoff
         }
@@ -375,8 +382,7 @@ public final class RedisClient: Sendable, Service {
             throw .clientShutdown
         case .some(let waiters?):
             for waiter in waiters {
-                waiter.timeout?.cancel()
-                waiter.continuation.resume(returning: .connection(connection))
+                waiter.resume(returning: .connection(connection))
             }
         case .none:
             break
@@ -393,8 +399,7 @@ public final class RedisClient: Sendable, Service {
         }
         self.logger.warning("Redis connect failed", metadata: ["redis": "\(self.configuration)", "error": "\(error)"])
         for waiter in waitersToFail {
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(throwing: error)
+            waiter.resume(throwing: error)
         }
     }
 
@@ -412,8 +417,7 @@ public final class RedisClient: Sendable, Service {
     private func freeSlot() {
         let waiter: Waiter? = self.state.withLock { $0.freeSlot() }
         if let waiter {
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(returning: .openNew)
+            waiter.resume(returning: .openNew)
         }
     }
 
@@ -429,12 +433,10 @@ public final class RedisClient: Sendable, Service {
         }
         switch self.state.withLock({ $0.release(pooled) }) {
         case .handOver(let waiter, let pooled):
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(returning: .connection(pooled.connection))
+            waiter.resume(returning: .connection(pooled.connection))
         case .share(let waiters, let pooled):
             for waiter in waiters {
-                waiter.timeout?.cancel()
-                waiter.continuation.resume(returning: .connection(pooled.connection))
+                waiter.resume(returning: .connection(pooled.connection))
             }
         case .close(let pooled):
             pooled.connection.channel.close(promise: nil)
@@ -473,8 +475,7 @@ public final class RedisClient: Sendable, Service {
     private func removeWaiter(_ id: Int, error: RedisError) {
         let waiter: Waiter? = self.state.withLock { $0.removeWaiter(id) }
         if let waiter {
-            waiter.timeout?.cancel()
-            waiter.continuation.resume(throwing: error)
+            waiter.resume(throwing: error)
         }
     }
 }

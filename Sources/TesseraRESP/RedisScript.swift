@@ -24,11 +24,10 @@ extension RedisCommandSender {
         keys: [RESPArgument] = [],
         arguments: [RESPArgument] = []
     ) async throws(RedisError) -> RESPValue {
-        let tail = [RESPArgument(keys.count)] + keys + arguments
         do {
-            return try await self.send(["EVALSHA", RESPArgument(script.sha1)] + tail, timeout: nil)
+            return try await self.send(script.command(keys: keys, arguments: arguments), timeout: nil)
         } catch .noScript {
-            return try await self.send(["EVAL", RESPArgument(script.source)] + tail, timeout: nil)
+            return try await self.send(script.command(keys: keys, arguments: arguments, bySource: true), timeout: nil)
         }
     }
 }
@@ -48,6 +47,12 @@ public struct RedisScript: Sendable, Hashable {
         self.name = name
         self.source = source
         self.sha1 = SHA1.hexDigest(Array(source.utf8))
+    }
+
+    /// `EVALSHA <sha1> <key count> keys… arguments…`, or `EVAL <source> …` when the server's
+    /// script cache lacks it (`NOSCRIPT`).
+    public func command(keys: [RESPArgument], arguments: [RESPArgument], bySource: Bool = false) -> [RESPArgument] {
+        (bySource ? ["EVAL", RESPArgument(source)] : ["EVALSHA", RESPArgument(sha1)]) + [RESPArgument(keys.count)] + keys + arguments
     }
 
     /// An ad-hoc script, logged as `script`.

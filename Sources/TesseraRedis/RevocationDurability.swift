@@ -146,10 +146,9 @@ extension RedisNodeConnection {
     func evalScriptThenInfo(
         _ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument]
     ) async throws(RedisError) -> (reply: RESPValue, info: RESPValue) {
-        let tail = [RESPArgument(keys.count)] + keys + arguments
-        var replies = try await self.pipeline([["EVALSHA", RESPArgument(script.sha1)] + tail, ["INFO", "replication"]])
+        var replies = try await self.pipeline([script.command(keys: keys, arguments: arguments), ["INFO", "replication"]])
         if case .noScript? = replies[0].error {
-            replies = try await self.pipeline([["EVAL", RESPArgument(script.source)] + tail, ["INFO", "replication"]])
+            replies = try await self.pipeline([script.command(keys: keys, arguments: arguments, bySource: true), ["INFO", "replication"]])
         }
         let reply = try replies[0].get()
         return (reply, try replies[1].get())
