@@ -66,6 +66,9 @@ struct AdminAPITests {
             #expect(try await client.call(.get, "/v1/auth/me", bearer: first["access_token"]).code == "token_revoked")
             let all = try await client.call(.delete, "/v1/admin/users/\(id)/sessions", bearer: Self.key)
             #expect(all.json["sessions_ended"] as? Int == 1)
+            // The user's session list outlives the DELETE: it is there, and empty.
+            let after = try await client.call(.get, "/v1/admin/users/\(id)/sessions", bearer: Self.key)
+            #expect(after.status == .ok && (after.json["sessions"] as? [[String: Any]])?.isEmpty == true)
         }
     }
 
