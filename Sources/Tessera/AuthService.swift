@@ -311,11 +311,12 @@ public struct AuthService: Sendable {
     /// Ends the session the access token belongs to; its refresh token and every access token
     /// of the session (this one included) stop working at once.
     public func logout(_ claims: AccessClaims, client: ClientInfo = .init()) async throws {
-        _ = try await tokens.revokeSession(id: claims.sid, userID: claims.sub, accessTTL: policy.accessTTL)
-        security.events(.sessionEnded)
         // The session entry covers this token; the jti entry keeps it denied even if the
         // session id were ever reused by a buggy client library.
-        try await tokens.deny(.tokenID(claims.jti), userID: claims.sub, until: claims.expiresAt)
+        _ = try await tokens.endSession(
+            id: claims.sid, userID: claims.sub, accessTTL: policy.accessTTL, tokenID: claims.jti, tokenExpiresAt: claims.expiresAt
+        )
+        security.events(.sessionEnded)
         logger.info("session ended", metadata: ["session_id": "\(claims.sid)", "user_id": "\(claims.sub)"])
         audit.record(AuditEvent(.logout, userID: claims.sub, sessionID: claims.sid), client: client)
     }

@@ -282,11 +282,30 @@ public final class FallbackTokenStore: TokenStore, Service {
 
     public func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
         try await route({ try await $0.revokeSession(id: id, userID: userID, accessTTL: accessTTL) }) { store in
-            let local = try await store.revokeSession(id: id, userID: userID, accessTTL: accessTTL)
-            // Denies the session id here too: a session from before the outage is not in `store`.
-            try revoke(.revoked(id: id, userID: userID, accessTTL: accessTTL))
-            return local || !state.withLock { $0.createdDuringOutage.contains(id) }
+            try await revokeSessionDuringOutage(store, id: id, userID: userID, accessTTL: accessTTL)
         }
+    }
+
+    public func endSession(id: String, userID: String, accessTTL: TimeInterval, tokenID: String, tokenExpiresAt: Date) async throws -> Bool {
+        try await route({
+            try await $0.endSession(id: id, userID: userID, accessTTL: accessTTL, tokenID: tokenID, tokenExpiresAt: tokenExpiresAt)
+        }) { store in
+            let ended = try await revokeSessionDuringOutage(store, id: id, userID: userID, accessTTL: accessTTL)
+            try await denyDuringOutage(store, .tokenID(tokenID), userID: userID, until: tokenExpiresAt)
+            return ended
+        }
+    }
+
+    private func revokeSessionDuringOutage(_ store: any TokenStore, id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
+        let local = try await store.revokeSession(id: id, userID: userID, accessTTL: accessTTL)
+        // Denies the session id here too: a session from before the outage is not in `store`.
+        try revoke(.revoked(id: id, userID: userID, accessTTL: accessTTL))
+        return local || !state.withLock { $0.createdDuringOutage.contains(id) }
+    }
+
+    private func denyDuringOutage(_ store: any TokenStore, _ key: RevocationKey, userID: String, until: Date) async throws {
+        try await store.deny(key, userID: userID, until: until)
+        try revoke(.denied(key: key, userID: userID, until: until))
     }
 
     public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
@@ -299,8 +318,7 @@ public final class FallbackTokenStore: TokenStore, Service {
 
     public func deny(_ key: RevocationKey, userID: String, until: Date) async throws {
         try await route({ try await $0.deny(key, userID: userID, until: until) }) { store in
-            try await store.deny(key, userID: userID, until: until)
-            try revoke(.denied(key: key, userID: userID, until: until))
+            try await denyDuringOutage(store, key, userID: userID, until: until)
         }
     }
 

@@ -21,6 +21,10 @@ public protocol TokenStore: Sendable {
     /// Ends one session and denies its access tokens for `accessTTL`. Returns false when the
     /// user had no live session of that id.
     func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool
+    /// A logout: ends one session as `revokeSession` does and denies the access token `tokenID`
+    /// until `tokenExpiresAt` (even when the session was already gone), in one step where the
+    /// store can (one Redis script, so one round trip and one replica acknowledgement).
+    func endSession(id: String, userID: String, accessTTL: TimeInterval, tokenID: String, tokenExpiresAt: Date) async throws -> Bool
     /// Ends every session of the user except `keeping`, and denies their access tokens.
     /// Returns how many were ended.
     func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int
@@ -83,6 +87,13 @@ public protocol TokenStore: Sendable {
 extension TokenStore {
     public var revocationFeed: RevocationFeed? { nil }
     public func liveRevocations() async throws -> [Revocation] { [] }
+
+    /// Two steps, for stores where each is local anyway.
+    public func endSession(id: String, userID: String, accessTTL: TimeInterval, tokenID: String, tokenExpiresAt: Date) async throws -> Bool {
+        let ended = try await revokeSession(id: id, userID: userID, accessTTL: accessTTL)
+        try await deny(.tokenID(tokenID), userID: userID, until: tokenExpiresAt)
+        return ended
+    }
 }
 
 public enum UserStoreError: Error, Equatable {

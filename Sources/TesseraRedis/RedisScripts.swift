@@ -176,6 +176,26 @@ enum RedisScripts {
             """
     )
 
+    /// A logout: revokeSession, then the access token's own denial whether or not the session
+    /// was still there. KEYS: as revokeSession, then the token's denylist entry. ARGV: as
+    /// revokeSession, then the token denied until (seconds; '' for not at all). Returns 1 when a
+    /// live session of the user was ended.
+    static let endSession = RedisScript(name: "endSession",
+        helpers + """
+            local ended = 0
+            local s = sessionOf(KEYS[1], ARGV[2])
+            if s and tonumber(ARGV[1]) < expiryOf(s.i, s.a) then
+              redis.call('DEL', KEYS[1])
+              redis.call('DEL', KEYS[4])
+              redis.call('ZREM', KEYS[2], ARGV[4])
+              deny(KEYS[3], ARGV[3], ARGV[5], KEYS[5])
+              ended = 1
+            end
+            if ARGV[6] ~= '' then deny(KEYS[6], ARGV[6], ARGV[5], KEYS[5]) end
+            return ended
+            """
+    )
+
     /// KEYS: index, denial index. ARGV: now (ms), session id to keep ('' for none), denied until (seconds),
     /// user key prefix, revocation channel, user id. The per-session keys are derived from the
     /// prefix, which carries the user's hash tag, so they share the index's slot. Returns {how

@@ -167,6 +167,28 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
         return reply.int == 1
     }
 
+    public func endSession(id: String, userID: String, accessTTL: TimeInterval, tokenID: String, tokenExpiresAt: Date) async throws -> Bool {
+        let now = clock.now()
+        let deniesToken = tokenExpiresAt > now
+        let reply = try await runRevocation(
+            RedisScripts.endSession,
+            keys: [
+                sessionKey(userID, id), indexKey(userID), denyKey(userID, .session(id)), credentialsKey(userID, id), denialIndexKey(userID),
+                denyKey(userID, .tokenID(tokenID)),
+            ],
+            [
+                .init(Self.milliseconds(now)), .init(userID), .init(Self.text(now.addingTimeInterval(accessTTL))), .init(id),
+                .init(revocationChannel), .init(deniesToken ? Self.text(tokenExpiresAt) : ""),
+            ],
+            durability: durability
+        )
+        if reply.int == 1 {
+            revocations?.record(key: denyKey(userID, .session(id)), until: now.addingTimeInterval(accessTTL))
+        }
+        if deniesToken { revocations?.record(key: denyKey(userID, .tokenID(tokenID)), until: tokenExpiresAt) }
+        return reply.int == 1
+    }
+
     public func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
         let now = clock.now()
         let reply = try await runRevocation(

@@ -46,10 +46,31 @@ public struct RevocationDurability: Sendable {
         } else {
             let info: RESPValue
             if let replicationInfo { info = replicationInfo } else { info = try await connection.send(["INFO", "replication"]) }
-            let (replicationID, connected) = Self.replication(info)
-            let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
-            required = Self.required(connected: connected, expected: expected, remembered: remembered)
+            required = requiredReplicas(replicationInfo: info, expected: expected)
         }
+        try await wait(for: required, on: connection)
+    }
+
+    /// Whether a revocation may skip the leased connection: under the automatic rule, on one
+    /// server whose control plane (if any) lists no replica and that showed none connected
+    /// within `replicaMemory`. The script then goes out on a shared connection with
+    /// `INFO replication` behind it, and only a replica that INFO reveals costs a lease.
+    func expectsNoReplica(expected: Int?, isCluster: Bool, now: ContinuousClock.Instant = .now) -> Bool {
+        minimumReplicas == nil && !isCluster && (expected ?? 0) == 0 && !history.hadReplica(since: now - replicaMemory)
+    }
+
+    /// How many replicas the automatic rule needs, from `INFO replication` read right after the
+    /// write on the same connection.
+    func requiredReplicas(replicationInfo info: RESPValue, expected: Int?) -> Int {
+        if let minimumReplicas { return minimumReplicas }
+        let (replicationID, connected) = Self.replication(info)
+        let remembered = self.history.recentlyHadReplica(replicationID, connected: connected, memory: self.replicaMemory)
+        return Self.required(connected: connected, expected: expected, remembered: remembered)
+    }
+
+    /// `WAIT` for `required` replicas on `connection`, which must have written the revocation
+    /// or something after it: WAIT counts the replicas that have the connection's last write.
+    func wait(for required: Int, on connection: RedisNodeConnection) async throws(RedisError) {
         guard required > 0 else { return }
         let milliseconds = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         let reply: RESPValue
@@ -94,6 +115,11 @@ public struct RevocationDurability: Sendable {
 final class ReplicaHistory: Sendable {
     private let lastSeen = Mutex<[String: ContinuousClock.Instant]>([:])
 
+    /// Whether any history had a connected replica at or after `instant`.
+    func hadReplica(since instant: ContinuousClock.Instant) -> Bool {
+        self.lastSeen.withLock { lastSeen in lastSeen.values.contains { $0 >= instant } }
+    }
+
     func recentlyHadReplica(_ replicationID: String, connected: Int, memory: Duration, now: ContinuousClock.Instant = .now) -> Bool {
         self.lastSeen.withLock { lastSeen in
             if connected > 0 {
@@ -121,6 +147,12 @@ extension RedisBackedStore {
         let keyArguments = keys.map { RESPArgument($0) }
         let expected = client.expectedReplicas(routingKey: keyArguments.first)
         do {
+            if durability.minimumReplicas == 0 {
+                return try await client.evalScript(script, keys: keyArguments, arguments: arguments)
+            }
+            if durability.expectsNoReplica(expected: expected, isCluster: client.isCluster) {
+                return try await runOnSharedConnection(script, keys: keyArguments, arguments, expected: expected, durability: durability, revokes: revokes)
+            }
             return try await client.withConnection(routingKey: keyArguments.first) {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
                 guard durability.minimumReplicas == nil else {
@@ -137,6 +169,33 @@ extension RedisBackedStore {
         } catch {
             throw StoreError(redis: error, backend: backendName, operation: StoreError.commandName(of: script))
         }
+    }
+}
+
+extension RedisBackedStore {
+    /// The revocation and `INFO replication` in one pipeline on a shared connection (one server,
+    /// so both reach the same one and INFO sees the state right after the write). When INFO
+    /// shows a replica after all, a leased connection writes after the revocation (a PUBLISH no
+    /// one reads, which the primary still replicates) and WAITs there: its last write is then
+    /// no older than the revocation, so the replicas it counts have the revocation too.
+    private func runOnSharedConnection(
+        _ script: RedisScript, keys: [RESPArgument], _ arguments: [RESPArgument], expected: Int?, durability: RevocationDurability,
+        revokes: @Sendable (RESPValue) -> Bool
+    ) async throws(RedisError) -> RESPValue {
+        var replies = try await client.pipeline([script.command(keys: keys, arguments: arguments), ["INFO", "replication"]], timeout: nil)
+        if case .noScript? = replies[0].error {
+            replies = try await client.pipeline([script.command(keys: keys, arguments: arguments, bySource: true), ["INFO", "replication"]], timeout: nil)
+        }
+        let reply = try replies[0].get()
+        let info = try replies[1].get()
+        guard revokes(reply) else { return reply }
+        let required = durability.requiredReplicas(replicationInfo: info, expected: expected)
+        guard required > 0 else { return reply }
+        try await client.withConnection(routingKey: keys.first) { (connection: RedisNodeConnection) async throws(RedisError) in
+            try await connection.send(["PUBLISH", "tessera:replication-mark", ""])
+            try await durability.wait(for: required, on: connection)
+        }
+        return reply
     }
 }
 

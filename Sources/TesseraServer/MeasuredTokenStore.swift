@@ -59,6 +59,11 @@ struct MeasuredTokenStore: TokenStore {
     func revokeSession(id: String, userID: String, accessTTL: TimeInterval) async throws -> Bool {
         try await measure("revoke_session") { try await base.revokeSession(id: id, userID: userID, accessTTL: accessTTL) }
     }
+    func endSession(id: String, userID: String, accessTTL: TimeInterval, tokenID: String, tokenExpiresAt: Date) async throws -> Bool {
+        try await measure("end_session") {
+            try await base.endSession(id: id, userID: userID, accessTTL: accessTTL, tokenID: tokenID, tokenExpiresAt: tokenExpiresAt)
+        }
+    }
     func revokeAllSessions(userID: String, keeping: String?, accessTTL: TimeInterval) async throws -> Int {
         try await measure("revoke_all_sessions") { try await base.revokeAllSessions(userID: userID, keeping: keeping, accessTTL: accessTTL) }
     }

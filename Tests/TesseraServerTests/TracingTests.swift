@@ -91,7 +91,7 @@ struct TracingTests {
         #expect(spans.contains { $0.name == "store.revoke_session" && $0.parentSpanID == delete.spanID })
         #expect(!spans.contains { $0.name.contains(sessionID) })
         let logout = try #require(spans.first { $0.name == "/v1/auth/logout" })
-        #expect(Set(spans.filter { $0.parentSpanID == logout.spanID }.map(\.name)).isSuperset(of: ["store.is_revoked", "store.revoke_session", "store.deny"]))
+        #expect(Set(spans.filter { $0.parentSpanID == logout.spanID }.map(\.name)).isSuperset(of: ["store.is_revoked", "store.end_session"]))
         // Every store span hangs under a request span.
         let requests = Set(spans.filter { $0.kind == 2 }.map(\.spanID))
         #expect(spans.filter { $0.name.hasPrefix("store.") }.allSatisfy { requests.contains($0.parentSpanID) })

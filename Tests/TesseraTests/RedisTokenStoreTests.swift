@@ -141,8 +141,9 @@ struct RedisDenialIndexTests {
                     absoluteExpiresAt: now.addingTimeInterval(7200)
                 )
             }
-            for id in ["a", "b", "c", "d"] { try await store.createSession(session(id)) }
+            for id in ["a", "b", "c", "d", "e"] { try await store.createSession(session(id)) }
             #expect(try await store.revokeSession(id: "a", userID: "erin", accessTTL: 900))
+            #expect(try await store.endSession(id: "e", userID: "erin", accessTTL: 900, tokenID: "j2", tokenExpiresAt: now.addingTimeInterval(600)))
             try await store.deny(.tokenID("j1"), userID: "erin", until: now.addingTimeInterval(600))
             // Re-use of generation 0 after a rotation ends the session and denies it.
             _ = try await store.rotate(.init(userID: "erin", sessionID: "b", presentedGeneration: 1, graceWindow: 0, idleTTL: 3600, revokedAccessTTL: 900))
@@ -151,7 +152,10 @@ struct RedisDenialIndexTests {
             #expect(try await store.revokeAllSessions(userID: "erin", keeping: "d", accessTTL: 900) == 1)
 
             let index = "t:denials"
-            #expect(try await members(client, index) == ["t:{u:erin}:deny:jti:j1", "t:{u:erin}:deny:sid:a", "t:{u:erin}:deny:sid:b", "t:{u:erin}:deny:sid:c"])
+            #expect(try await members(client, index) == [
+                "t:{u:erin}:deny:jti:j1", "t:{u:erin}:deny:jti:j2", "t:{u:erin}:deny:sid:a", "t:{u:erin}:deny:sid:b", "t:{u:erin}:deny:sid:c",
+                "t:{u:erin}:deny:sid:e",
+            ])
             // Scores are the denials' ends in ms; the set expires with the last one.
             let last = try await client.send(["PEXPIRETIME", "t:{u:erin}:deny:sid:c"]).int
             #expect(try await client.send(["ZSCORE", .init(index), "t:{u:erin}:deny:sid:c"]).double.map { Int($0) } == last)

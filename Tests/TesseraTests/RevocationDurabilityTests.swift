@@ -43,6 +43,68 @@ struct RevocationDurabilityTests {
         #expect(RevocationDurability.replication("# Replication\r\nrole:master\r\n").connectedReplicas == 0)
     }
 
+    @Test func aServerWithoutReplicasSkipsTheLeaseUntilOneShowsUp() {
+        let durability = RevocationDurability(minimumReplicas: nil)
+        #expect(durability.expectsNoReplica(expected: nil, isCluster: false))
+        #expect(!durability.expectsNoReplica(expected: 1, isCluster: false))
+        #expect(!durability.expectsNoReplica(expected: nil, isCluster: true))
+        #expect(!RevocationDurability(minimumReplicas: 1).expectsNoReplica(expected: nil, isCluster: false))
+        let info: RESPValue = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nmaster_replid:abc\r\n"
+        #expect(durability.requiredReplicas(replicationInfo: info, expected: nil) == 1)
+        // Once one was seen, revocations take the leased connection and its WAIT for a while.
+        #expect(!durability.expectsNoReplica(expected: nil, isCluster: false))
+        #expect(durability.expectsNoReplica(expected: nil, isCluster: false, now: .now + .seconds(61)))
+    }
+
+    /// A primary without replicas acknowledges logouts from a shared connection; a replica
+    /// that connects later is waited for from the first revocation after it did.
+    @Test func aReplicaThatConnectsLaterIsWaitedFor() async throws {
+        try await withRedisServer { primary in
+            try await withRedisClient(url: primary.url) { client in
+                let clock = ManualClock()
+                let store = RedisTokenStore(
+                    client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
+                )
+                func session(_ id: String) async throws {
+                    let now = clock.now()
+                    try await store.createSession(
+                        SessionRecord(
+                            id: id, userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                        )
+                    )
+                }
+                try await session("alone")
+                #expect(try await store.endSession(id: "alone", userID: "u", accessTTL: 900, tokenID: "j1", tokenExpiresAt: clock.now().addingTimeInterval(60)))
+                #expect(store.durability.expectsNoReplica(expected: nil, isCluster: false))
+
+                try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
+                    try await waitUntil("the replica is in sync", .seconds(30)) {
+                        let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
+                        return info.contains("master_link_status:up")
+                    }
+                    // The store has not seen the replica yet; the logout still waits for it.
+                    try await session("stalled")
+                    replica.pause()
+                    await #expect(throws: StoreError.self) {
+                        try await store.endSession(id: "stalled", userID: "u", accessTTL: 900, tokenID: "j2", tokenExpiresAt: clock.now().addingTimeInterval(60))
+                    }
+                    #expect(!store.durability.expectsNoReplica(expected: nil, isCluster: false))
+                    replica.resume()
+                    // The client's retry (idempotent) succeeds once the replica has caught up.
+                    try await waitUntil("the retried logout is acknowledged", .seconds(10)) {
+                        (try? await store.endSession(id: "stalled", userID: "u", accessTTL: 900, tokenID: "j2", tokenExpiresAt: clock.now().addingTimeInterval(60))) != nil
+                    }
+                    #expect(try await store.isRevoked(tokenID: "j2", sessionID: "other", userID: "u"))
+                    try await session("synced")
+                    #expect(try await store.revokeSession(id: "synced", userID: "u", accessTTL: 900))
+                    let onReplica = try await runRedisCLI(["-p", "\(replica.port)", "EXISTS", "d:{u:u}:deny:sid:synced"])
+                    #expect(onReplica.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+                }
+            }
+        }
+    }
+
     @Test func aLogoutIsAcknowledgedOnlyOnceTheReplicaHasIt() async throws {
         try await withRedisServer { primary in
             try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in

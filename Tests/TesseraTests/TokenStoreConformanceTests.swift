@@ -196,6 +196,39 @@ struct TokenStoreConformanceTests {
     }
 
     @Test(arguments: StoreKind.everywhere)
+    func endingASessionDeniesItAndItsTokenInOneStep(kind: StoreKind) async throws {
+        try await withStore(kind) { f in
+            let session = try await f.makeSession(user: "alice")
+            let tokenExpiry = f.clock.now().addingTimeInterval(300)
+            #expect(try await f.store.endSession(id: session.id, userID: "alice", accessTTL: 900, tokenID: "jti-a", tokenExpiresAt: tokenExpiry))
+            #expect(try await f.store.session(id: session.id, userID: "alice") == nil)
+            #expect(try await f.store.isRevoked(tokenID: "another", sessionID: session.id, userID: "alice"))
+            // The token's own entry stands apart from its session's.
+            #expect(try await f.store.isRevoked(tokenID: "jti-a", sessionID: "elsewhere", userID: "alice"))
+
+            // A second logout with the same token finds no session and still denies the token.
+            #expect(try await !f.store.endSession(id: session.id, userID: "alice", accessTTL: 900, tokenID: "jti-b", tokenExpiresAt: tokenExpiry))
+            #expect(try await f.store.isRevoked(tokenID: "jti-b", sessionID: "elsewhere", userID: "alice"))
+
+            // Another user's session is not ended.
+            let bobs = try await f.makeSession(user: "bob")
+            #expect(try await !f.store.endSession(id: bobs.id, userID: "alice", accessTTL: 900, tokenID: "jti-c", tokenExpiresAt: tokenExpiry))
+            #expect(try await f.store.session(id: bobs.id, userID: "bob") != nil)
+            #expect(try await !f.store.isRevoked(tokenID: "unrelated", sessionID: bobs.id, userID: "bob"))
+
+            // An expired token needs no entry; the session is still ended.
+            let other = try await f.makeSession(user: "alice")
+            let past = f.clock.now().addingTimeInterval(-1)
+            #expect(try await f.store.endSession(id: other.id, userID: "alice", accessTTL: 900, tokenID: "jti-d", tokenExpiresAt: past))
+            #expect(try await !f.store.isRevoked(tokenID: "jti-d", sessionID: "elsewhere", userID: "alice"))
+
+            f.clock.advance(by: 301)
+            #expect(try await !f.store.isRevoked(tokenID: "jti-a", sessionID: "elsewhere", userID: "alice"))
+            #expect(try await f.store.isRevoked(tokenID: "another", sessionID: session.id, userID: "alice"))
+        }
+    }
+
+    @Test(arguments: StoreKind.everywhere)
     func denylistEntriesLiveUntilTheTokenExpiresAndNoLonger(kind: StoreKind) async throws {
         try await withStore(kind) { f in
             try await f.store.deny(.tokenID("jti-1"), userID: "user-1", until: f.clock.now().addingTimeInterval(60))
