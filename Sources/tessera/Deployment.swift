@@ -35,9 +35,7 @@ struct Deployment {
         }
         configuration.createMissing = false
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            TextLogHandler(label: label, level: level)
         }
         let logger = Logger(label: "tessera")
         do {
