@@ -35,7 +35,7 @@ struct Deployment {
         }
         configuration.createMissing = false
         LoggingSystem.bootstrap { label in
-            TextLogHandler(label: label, level: level)
+            LineLogHandler(label: label, level: level, format: .text)
         }
         let logger = Logger(label: "tessera")
         do {

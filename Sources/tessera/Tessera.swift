@@ -39,8 +39,7 @@ struct Serve: AsyncParsableCommand {
             fail(error.description)
         }
         LoggingSystem.bootstrap { label in
-            if json { return JSONLogHandler(label: label, level: level) }
-            return TextLogHandler(label: label, level: level)
+            LineLogHandler(label: label, level: level, format: json ? .json : .text)
         }
         let logger = Logger(label: "tessera")
 

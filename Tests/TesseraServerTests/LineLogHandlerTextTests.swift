@@ -4,7 +4,7 @@ import Synchronization
 import TesseraApp
 import Testing
 
-@Suite struct TextLogHandlerTests {
+@Suite struct LineLogHandlerTextTests {
     final class Lines: Sendable {
         let value = Mutex<[String]>([])
     }
@@ -13,7 +13,7 @@ import Testing
     /// searches and operators' greps keep working.
     @Test func linesKeepTheStreamLayoutWithMetadataSortedByKey() throws {
         let lines = Lines()
-        var handler = TextLogHandler(label: "tessera", level: .info) { line in
+        var handler = LineLogHandler(label: "tessera", level: .info, format: .text) { line in
             lines.value.withLock { $0.append(String(decoding: line, as: UTF8.self)) }
         }
         handler[metadataKey: "request_id"] = "r1"

@@ -4,14 +4,14 @@ import Synchronization
 import TesseraApp
 import Testing
 
-@Suite struct JSONLogHandlerTests {
+@Suite struct LineLogHandlerJSONTests {
     final class Lines: Sendable {
         let value = Mutex<[[UInt8]]>([])
     }
 
     @Test func metadataBecomesFieldsAndTimestampsAreRFC3339() throws {
         let lines = Lines()
-        var handler = JSONLogHandler(label: "tessera", level: .info) { line in lines.value.withLock { $0.append(line) } }
+        var handler = LineLogHandler(label: "tessera", level: .info, format: .json) { line in lines.value.withLock { $0.append(line) } }
         handler[metadataKey: "instance"] = "a"
         let logger = Logger(label: "tessera") { _ in handler }
         logger.info("session ended", metadata: ["user_id": "u1", "level": "collides", "ids": ["x", "y"]])

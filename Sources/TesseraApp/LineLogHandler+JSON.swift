@@ -1,39 +1,10 @@
 import Foundation
 import Logging
-import Synchronization
 
-/// `--log-format json`: one JSON object per line on standard error, for log shippers.
-///
-/// `{"ts": RFC 3339 with milliseconds, "level", "label", "message", "source", …metadata}`;
-/// metadata keys become top-level fields (a key that collides with one of the fixed fields is
-/// kept under `metadata`). Lines are written whole, one `write` each, so concurrent records never
-/// interleave.
-public struct JSONLogHandler: LogHandler {
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    private let label: String
-    private let output: @Sendable ([UInt8]) -> Void
-
-    public init(label: String, level: Logger.Level, output: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardError) {
-        self.label = label
-        self.logLevel = level
-        self.output = output
-    }
-
-    public static let standardError: @Sendable ([UInt8]) -> Void = { line in
-        line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var fields = metadata
-        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
-        if let extra = event.metadata { fields.merge(extra) { $1 } }
+extension LineLogHandler {
+    /// One JSON object: metadata keys become top-level fields (a key that collides with one of
+    /// the fixed fields is kept under `metadata`).
+    func jsonLine(_ event: LogEvent, _ fields: Logger.Metadata) -> [UInt8]? {
         var object: [String: Any] = [
             "ts": Self.timestamp(Date()), "level": event.level.rawValue, "label": label, "message": "\(event.message)",
             "source": event.source,
@@ -44,10 +15,10 @@ public struct JSONLogHandler: LogHandler {
         }
         if !collided.isEmpty { object["metadata"] = collided }
         guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return
+            return nil
         }
         line.append(0x0A)
-        output(Array(line))
+        return Array(line)
     }
 
     static func json(_ value: Logger.Metadata.Value) -> Any {
