@@ -69,8 +69,14 @@ enum RequestHeadEvent {
     case awaited
 }
 
-/// In front of the parser: the first byte of a request head arms a deadline, a parsed head
-/// disarms it, and a deadline that fires closes the connection.
+/// In front of the parser: the first byte of a request head sets a deadline, a parsed head
+/// clears it, and a deadline reached closes the connection.
+///
+/// One timer per connection, not one per request: it is armed when a head starts and none is
+/// armed, and when it fires it closes the connection, re-arms for the head now in progress (one
+/// that started after the timer was set), or stops. A keep-alive connection serving requests
+/// back to back schedules a timer once per `timeout`, instead of scheduling and cancelling one
+/// for every request.
 final class HeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -80,7 +86,9 @@ final class HeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let timeout: TimeAmount
     private let logger: Logger
     private var awaitingHead = true
-    private var deadline: Scheduled<Void>?
+    /// When the head in progress must be complete; nil while none is.
+    private var headDeadline: NIODeadline?
+    private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount, logger: Logger) {
         self.timeout = timeout
@@ -88,15 +96,31 @@ final class HeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if awaitingHead, deadline == nil, unwrapInboundIn(data).readableBytes > 0 {
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let logger = self.logger
-            deadline = context.eventLoop.scheduleTask(in: timeout) {
-                logger.debug("closing a connection whose request head did not arrive in time")
-                loopBound.value.close(promise: nil)
-            }
+        if awaitingHead, headDeadline == nil, unwrapInboundIn(data).readableBytes > 0 {
+            let deadline = context.eventLoop.now + timeout
+            headDeadline = deadline
+            if timer == nil { arm(context, at: deadline) }
         }
         context.fireChannelRead(data)
+    }
+
+    private func arm(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context)
+        }
+    }
+
+    private func timerFired(_ context: ChannelHandlerContext) {
+        timer = nil
+        guard let headDeadline else { return }
+        if headDeadline <= context.eventLoop.now {
+            logger.debug("closing a connection whose request head did not arrive in time")
+            context.close(promise: nil)
+        } else {
+            arm(context, at: headDeadline)
+        }
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -107,8 +131,7 @@ final class HeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch event {
         case .received:
             awaitingHead = false
-            deadline?.cancel()
-            deadline = nil
+            headDeadline = nil
         case .awaited:
             awaitingHead = true
         }
@@ -116,9 +139,15 @@ final class HeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        timer?.cancel()
+        timer = nil
+        headDeadline = nil
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 }
 
