@@ -25,6 +25,13 @@ import Testing
         channel.pipeline.triggerUserOutboundEvent(event, promise: nil)
     }
 
+    /// A whole head at once, parsed, then answered: the connection awaits the next head.
+    func answerOneRequest(_ channel: EmbeddedChannel) throws {
+        try receive(channel, "GET / HTTP/1.1\r\n\r\n")
+        event(channel, .received)
+        event(channel, .awaited)
+    }
+
     @Test func aHeadThatDoesNotArriveInTimeClosesTheConnection() throws {
         let channel = try channel()
         try receive(channel, "GET / HT")
@@ -38,9 +45,7 @@ import Testing
         let channel = try channel()
         // Thirty requests over 29 s, each head complete at once: never closed.
         for _ in 0..<30 {
-            try receive(channel, "GET / HTTP/1.1\r\n\r\n")
-            event(channel, .received)
-            event(channel, .awaited)
+            try answerOneRequest(channel)
             loop.advanceTime(by: .seconds(1))
         }
         #expect(channel.isActive)
@@ -49,9 +54,7 @@ import Testing
 
     @Test func aLaterHeadIsTimedFromItsOwnFirstByte() throws {
         let channel = try channel()
-        try receive(channel, "GET / HTTP/1.1\r\n\r\n")
-        event(channel, .received)
-        event(channel, .awaited)
+        try answerOneRequest(channel)
         // The next head starts 8 s later and trickles: the first head's timer (due at 10 s)
         // must not close it, and its own deadline (18 s) must.
         loop.advanceTime(by: .seconds(8))
@@ -67,9 +70,7 @@ import Testing
 
     @Test func anIdleConnectionBetweenRequestsIsNotTimed() throws {
         let channel = try channel()
-        try receive(channel, "GET / HTTP/1.1\r\n\r\n")
-        event(channel, .received)
-        event(channel, .awaited)
+        try answerOneRequest(channel)
         // No byte of a next head: the header deadline does not apply (the idle timeout does).
         loop.advanceTime(by: .seconds(60))
         #expect(channel.isActive)
