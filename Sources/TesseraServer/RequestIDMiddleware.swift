@@ -14,7 +14,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = TesseraRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let id = request.headers[.xRequestID].flatMap(Self.accepted) ?? SecureRandom.identifier(byteCount: 12)
+        let id = request.headers.value(of: .xRequestID).flatMap(Self.accepted) ?? SecureRandom.identifier(byteCount: 12)
         var context = context
         context.requestID = id
         context.logger[metadataKey: "request_id"] = .string(id)
