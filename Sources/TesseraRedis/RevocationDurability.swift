@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 import Tessera
 import TesseraRESP
@@ -99,15 +100,38 @@ public struct RevocationDurability: Sendable {
         connected > 0 || (expected.map { $0 > 0 } ?? remembered) ? 1 : 0
     }
 
-    /// `master_replid` and `connected_slaves` from `INFO replication`.
+    /// `master_replid` and `connected_slaves` from `INFO replication`, read on the reply's bytes
+    /// (every revocation reads one, ~400 bytes).
     static func replication(_ info: RESPValue) -> (id: String, connectedReplicas: Int) {
-        var id = ""
-        var connected = 0
-        for line in (info.string ?? "").split(whereSeparator: \.isNewline) {
-            if line.hasPrefix("master_replid:") { id = String(line.dropFirst("master_replid:".count)) }
-            if line.hasPrefix("connected_slaves:") { connected = Int(line.dropFirst("connected_slaves:".count)) ?? 0 }
+        guard let buffer = info.bytes else { return ("", 0) }
+        return buffer.withUnsafeReadableBytes { bytes in
+            var id = ""
+            var connected = 0
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                var valueEnd = lineEnd
+                if valueEnd > lineStart, bytes[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+                let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<valueEnd])
+                if let value = Self.value(of: replicationIDField, in: line) {
+                    id = String(decoding: value, as: UTF8.self)
+                } else if let value = Self.value(of: connectedReplicasField, in: line) {
+                    connected = Int(String(decoding: value, as: UTF8.self)) ?? 0
+                }
+                lineStart = lineEnd + 1
+            }
+            return (id, connected)
         }
-        return (id, connected)
+    }
+
+    private static let replicationIDField = Array("master_replid:".utf8)
+    private static let connectedReplicasField = Array("connected_slaves:".utf8)
+
+    /// What follows `prefix` in `line`, when the line starts with it.
+    private static func value(of prefix: [UInt8], in line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard line.count >= prefix.count, line.prefix(prefix.count).elementsEqual(prefix) else { return nil }
+        return UnsafeRawBufferPointer(rebasing: line[prefix.count...])
     }
 }
 

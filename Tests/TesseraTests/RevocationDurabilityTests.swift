@@ -41,6 +41,11 @@ struct RevocationDurabilityTests {
         #expect(RevocationDurability.replication(info).connectedReplicas == 2)
         #expect(RevocationDurability.replication(info).id == "abc123")
         #expect(RevocationDurability.replication("# Replication\r\nrole:master\r\n").connectedReplicas == 0)
+        // Lines ended by \n alone, a field last without an end, and look-alike names.
+        let bare: RESPValue = "master_replid2:000\nconnected_slaves_x:9\nmaster_replid:def\nconnected_slaves:1"
+        #expect(RevocationDurability.replication(bare).id == "def")
+        #expect(RevocationDurability.replication(bare).connectedReplicas == 1)
+        #expect(RevocationDurability.replication(.integer(1)).connectedReplicas == 0)
     }
 
     @Test func aServerWithoutReplicasSkipsTheLeaseUntilOneShowsUp() {
