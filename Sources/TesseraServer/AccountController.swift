@@ -244,9 +244,3 @@ struct SessionResponse: Encodable {
     }
 }
 
-/// RFC 3339 timestamps in UTC, whole seconds.
-enum Timestamp {
-    static func string(_ date: Date) -> String {
-        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)).formatted(.iso8601)
-    }
-}
