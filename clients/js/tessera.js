@@ -50,6 +50,10 @@ class TesseraClient {
   #signedIn = false; #version = 0; #expiresAt = 0; #lifetime = 0; #accessToken = null;
   #nextAttemptAt = Infinity; #notBefore = 0; #failing = false; #timer = 0; #heartbeat = 0; #lastBeat = Date.now();
   #refreshing = null; #waiters = new Set(); #closed = false;
+  // Sign-outs other tabs announced, and the last one's reason: a refresh that was waiting for
+  // the lock when one arrived ends with it instead of asking the server (localStorage may not
+  // show the other tab's "out" record yet when the lock passes here).
+  #signOuts = 0; #signOutReason = "signed_out";
 
   /** @param {ClientOptions} options */
   constructor({ baseURL, transport = "cookie", apiOrigins = [], storageKey, requestTimeout = 10000, lockTimeout = 15000 }) {
@@ -219,7 +223,8 @@ class TesseraClient {
     if (Date.now() < this.#notBefore) return "transient"; // the server asked us to wait (Retry-After)
     for (let attempt = 0; ; attempt++) {
       const wasSignedIn = this.#signedIn;
-      const outcome = await this.#withLock(() => this.#refreshLocked(staleVersion));
+      const signOuts = this.#signOuts;
+      const outcome = await this.#withLock(() => this.#refreshLocked(staleVersion, signOuts));
       // Outside the lock from here on: listeners may take as long as they like.
       if (outcome.kind !== "transient") this.#failing = false;
       if (outcome.kind === "ok") {
@@ -244,7 +249,8 @@ class TesseraClient {
   }
 
   /** Runs while holding the lock: no user callbacks in here. */
-  async #refreshLocked(staleVersion) {
+  async #refreshLocked(staleVersion, signOuts) {
+    if (this.#signOuts !== signOuts) return { kind: "final", reason: this.#signOutReason };
     let shared = this.#read();
     if (shared?.out) return { kind: "final", reason: shared.reason ?? "signed_out" };
     // Another tab may have refreshed while this one waited for the lock: take its grant.
@@ -378,6 +384,8 @@ class TesseraClient {
         this.#post("state", { version: this.#version, expiresAt: this.#expiresAt, lifetime: this.#lifetime, accessToken: this.#accessToken, user: this.user });
       }
     } else if (message.type === "signed_out") {
+      this.#signOuts += 1;
+      this.#signOutReason = message.reason ?? "signed_out";
       if (this.#forget()) this.#afterRefresh(() => this.#emit("signed_out", message.reason));
     } else {
       const was = this.#signedIn;
