@@ -181,12 +181,14 @@ extension RedisBackedStore {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
                 guard durability.minimumReplicas == nil else {
                     let reply = try await connection.evalScript(script, keys: keyArguments, arguments: arguments)
-                    if durability.minimumReplicas != 0, revokes(reply) { try await durability.acknowledge(on: connection, expected: expected) }
+                    if revokes(reply) { try await durability.acknowledge(on: connection, expected: expected) }
                     return reply
                 }
                 // The automatic rule needs `INFO replication`: asked in the same write as the
                 // script, after it, so a logout on a primary without replicas is one round trip.
-                let (reply, info) = try await connection.evalScriptThenInfo(script, keys: keyArguments, arguments: arguments)
+                let (reply, info) = try await evalScriptThenInfo(script, keys: keyArguments, arguments: arguments) {
+                    (commands: [[RESPArgument]]) async throws(RedisError) in try await connection.pipeline(commands)
+                }
                 if revokes(reply) { try await durability.acknowledge(on: connection, expected: expected, replicationInfo: info) }
                 return reply
             }
@@ -206,12 +208,9 @@ extension RedisBackedStore {
         _ script: RedisScript, keys: [RESPArgument], _ arguments: [RESPArgument], expected: Int?, durability: RevocationDurability,
         revokes: @Sendable (RESPValue) -> Bool
     ) async throws(RedisError) -> RESPValue {
-        var replies = try await client.pipeline([script.command(keys: keys, arguments: arguments), ["INFO", "replication"]], timeout: nil)
-        if case .noScript? = replies[0].error {
-            replies = try await client.pipeline([script.command(keys: keys, arguments: arguments, bySource: true), ["INFO", "replication"]], timeout: nil)
+        let (reply, info) = try await evalScriptThenInfo(script, keys: keys, arguments: arguments) {
+            (commands: [[RESPArgument]]) async throws(RedisError) in try await client.pipeline(commands, timeout: nil)
         }
-        let reply = try replies[0].get()
-        let info = try replies[1].get()
         guard revokes(reply) else { return reply }
         let required = durability.requiredReplicas(replicationInfo: info, expected: expected)
         guard required > 0 else { return reply }
@@ -223,17 +222,15 @@ extension RedisBackedStore {
     }
 }
 
-extension RedisNodeConnection {
-    /// Runs `script` (EVALSHA, resent with EVAL after NOSCRIPT) and `INFO replication` in one
-    /// pipeline; an error reply of either is thrown, as `send` throws it.
-    func evalScriptThenInfo(
-        _ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument]
-    ) async throws(RedisError) -> (reply: RESPValue, info: RESPValue) {
-        var replies = try await self.pipeline([script.command(keys: keys, arguments: arguments), ["INFO", "replication"]])
-        if case .noScript? = replies[0].error {
-            replies = try await self.pipeline([script.command(keys: keys, arguments: arguments, bySource: true), ["INFO", "replication"]])
-        }
-        let reply = try replies[0].get()
-        return (reply, try replies[1].get())
+/// Runs `script` (EVALSHA, resent with EVAL after NOSCRIPT) and `INFO replication` in one
+/// pipeline, on whichever connection `pipeline` writes to; an error reply of either is thrown.
+func evalScriptThenInfo(
+    _ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument],
+    pipeline: ([[RESPArgument]]) async throws(RedisError) -> [RESPValue]
+) async throws(RedisError) -> (reply: RESPValue, info: RESPValue) {
+    var replies = try await pipeline([script.command(keys: keys, arguments: arguments), ["INFO", "replication"]])
+    if case .noScript? = replies[0].error {
+        replies = try await pipeline([script.command(keys: keys, arguments: arguments, bySource: true), ["INFO", "replication"]])
     }
+    return (try replies[0].get(), try replies[1].get())
 }
