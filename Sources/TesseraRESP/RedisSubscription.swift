@@ -72,11 +72,13 @@ public final class RedisSubscription: Sendable, Service {
         var connectionNumber = 0
         while !Task.isCancelled {
             connectionNumber += 1
+            var subscribed = false
             do {
-                try await self.session(connectionNumber)
-                failures = 0
+                try await self.session(connectionNumber, subscribed: &subscribed)
             } catch {
-                failures += 1
+                // A connection that had subscribed starts the count again: the delay after a
+                // drop must not grow with the drops of earlier, healthy connections.
+                failures = subscribed ? 1 : failures + 1
                 if !Task.isCancelled {
                     self.logger.warning(
                         "Redis subscription lost", metadata: ["redis": "\(self.configuration)", "error": "\(error)"]
@@ -92,7 +94,7 @@ public final class RedisSubscription: Sendable, Service {
     }
 
     /// One connection's life: connect, subscribe, heartbeat until it fails.
-    private func session(_ id: Int) async throws {
+    private func session(_ id: Int, subscribed: inout Bool) async throws {
         let router = PushRouter(channels: Set(self.channels), handler: self.handler)
         let connection = try await RESPConnection.connect(
             configuration: self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger,
@@ -114,14 +116,22 @@ public final class RedisSubscription: Sendable, Service {
         try await connection.sendPushCommand(["SUBSCRIBE"] + self.channels.map { RESPArgument($0) })
         try await confirmed.futureResult.get()
         timeout.cancel()
+        subscribed = true
         self.handler(.subscribed(connection: id, at: .now))
-        while connection.isActive {
+        // Heartbeats on a timer that stops when the connection closes, so the reconnect starts
+        // then, not after the rest of a heartbeat interval.
+        let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let timer = connection.channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: TimeAmount(self.heartbeatInterval)) { _ in
+            tick.yield()
+        }
+        connection.channel.closeFuture.whenComplete { _ in tick.finish() }
+        defer { timer.cancel() }
+        for await _ in ticks {
             let sentAt = ContinuousClock.now
             try await connection.send(["PING"], timeout: self.configuration.commandTimeout)
             self.handler(.heartbeat(connection: id, sentAt: sentAt))
-            try await Task.sleep(for: self.heartbeatInterval)
         }
-        throw RedisError.connectionClosed
+        throw Task.isCancelled ? CancellationError() : RedisError.connectionClosed
     }
 }
 
