@@ -196,9 +196,11 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
+                "Tessera",
                 "TesseraApp",
                 "TesseraServer",
                 "TesseraRESP",
+                "TesseraRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -40,6 +40,7 @@ public final class RevocationView: Sendable, Service {
     /// Nanoseconds since `origin` until which the view may answer; 0 while not synced.
     private let trustedUntil = Atomic<Int64>(0)
     private let resyncTotal = Atomic<Int>(0)
+    private let lastLoadNanoseconds = Atomic<Int>(-1)
     private let origin = ContinuousClock.now
     private let resyncRequests: AsyncStream<Int>
     private let resyncContinuation: AsyncStream<Int>.Continuation
@@ -129,6 +130,13 @@ public final class RevocationView: Sendable, Service {
     /// How many loads completed (one per subscription, after start and after each reconnect).
     /// An atomic, not the sync lock: the user cache reads it on every cached read.
     public var resyncCount: Int { resyncTotal.load(ordering: .acquiring) }
+
+    /// How long the last completed load took (reading the denylist and merging it), the part of
+    /// a resync that grows with the live denials; nil before the first.
+    public var lastLoadDuration: Duration? {
+        let nanoseconds = lastLoadNanoseconds.load(ordering: .relaxed)
+        return nanoseconds < 0 ? nil : .nanoseconds(nanoseconds)
+    }
 
     /// Entries held, expired ones not yet swept included.
     public var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
@@ -291,16 +299,21 @@ public final class RevocationView: Sendable, Service {
         while !Task.isCancelled {
             guard self.sync.withLock({ $0.epoch == epoch && $0.allSubscribed }) else { return }
             do {
+                let started = ContinuousClock.now
                 let loaded = try await self.load()
+                let took = started.duration(to: .now)
                 let synced = self.sync.withLock { state in
                     guard state.epoch == epoch, state.allSubscribed else { return false }
                     state.synced = true
                     state.resyncs += 1
+                    self.lastLoadNanoseconds.store(Int(took.components.seconds) * 1_000_000_000 + Int(took.components.attoseconds / 1_000_000_000), ordering: .relaxed)
                     self.resyncTotal.add(1, ordering: .releasing)
                     if let proof = state.proof { self.trust(until: proof + self.lease) }
                     return true
                 }
-                if synced { self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)"]) }
+                if synced {
+                    self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)", "load_ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)"])
+                }
                 return
             } catch {
                 attempt += 1

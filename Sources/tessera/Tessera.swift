@@ -10,7 +10,7 @@ struct TesseraCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera: authentication tokens and sessions for server-side Swift.",
-        subcommands: [Serve.self, KeysCommand.self, SessionsCommand.self, UsersCommand.self, MFACommand.self, BenchFloor.self, BenchRESP.self]
+        subcommands: [Serve.self, KeysCommand.self, SessionsCommand.self, UsersCommand.self, MFACommand.self, BenchFloor.self, BenchRESP.self, BenchResync.self]
     )
 }
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Writes the Redis protocol for N sessions shaped like TEMPLATE (a real session's HGETALL, one
-field or value per line), one user each, for `redis-cli --pipe`. Usage: seed.py TEMPLATE N [PREFIX]"""
+field or value per line), PER_USER sessions per user (default 1: one user each, the worst case),
+for `redis-cli --pipe`. Usage: seed.py TEMPLATE N [PREFIX] [PER_USER]"""
 import os, sys, base64, time
 
 template_path, count = sys.argv[1], int(sys.argv[2])
 prefix = sys.argv[3] if len(sys.argv) > 3 else "tessera:"
+per_user = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 lines = open(template_path).read().split("\n")
 fields = dict(zip(lines[0::2], lines[1::2]))
 fields.pop("", None)
@@ -24,7 +26,8 @@ constant = [(k.encode(), v.encode()) for k, v in fields.items() if k not in ("ui
 out = sys.stdout.buffer
 chunk = []
 for i in range(count):
-    user = ("%08x-5eed-4000-8000-%012x" % (i, i)).encode()
+    u = i // per_user
+    user = ("%08x-5eed-4000-8000-%012x" % (u, u)).encode()
     sid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=")
     upfx = prefix.encode() + b"{u:" + user + b"}:"
     key = upfx + b"s:" + sid
