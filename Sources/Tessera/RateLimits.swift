@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Synchronization
 
@@ -143,16 +144,27 @@ public struct RateLimiter: Sendable {
     /// The per-IP and per-account decisions are asked for at once (one script each, so each key
     /// stays in its own Redis Cluster slot), so two limits cost one round trip, not two.
     public func check(_ action: RateLimitedAction, ip: String?, account: String?) async throws {
-        async let byIP = decide(action, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[action])
-        async let byAccount = decide(action, account.map { "acct:\(Self.digest($0))" }, policy.perAccount[action])
-        try admit(action, try await byIP)
-        try admit(action, try await byAccount)
+        let byIP = policy.perIP[action].flatMap { limit in ip.map { ("ip:\(Self.digest($0))", limit) } }
+        let byAccount = policy.perAccount[action].flatMap { limit in account.map { ("acct:\(Self.digest($0))", limit) } }
+        switch (byIP, byAccount) {
+        case (nil, nil):
+            return
+        case (let only?, nil), (nil, let only?):
+            try admit(action, try await decide(action, only))
+        case (let first?, let second?):
+            async let firstDecision = decide(action, first)
+            async let secondDecision = decide(action, second)
+            try admit(action, try await firstDecision)
+            try admit(action, try await secondDecision)
+        }
     }
 
-    /// nil when the limit does not apply (no subject, or no limit configured).
-    private func decide(_ action: RateLimitedAction, _ subject: String?, _ limit: RateLimit?) async throws -> RateLimitDecision? {
-        guard let subject, let limit else { return nil }
-        return try await store.acquire("rl:\(action.rawValue):\(subject)", limit: limit)
+    /// nil when the limit does not apply (no subject, or no limit configured). Subjects are
+    /// hashed only for a limit that applies: no digest, and no child task, per request with
+    /// the limits off.
+    private func decide(_ action: RateLimitedAction, _ limited: (subject: String, limit: RateLimit)?) async throws -> RateLimitDecision? {
+        guard let limited else { return nil }
+        return try await store.acquire("rl:\(action.rawValue):\(limited.subject)", limit: limited.limit)
     }
 
     private func admit(_ action: RateLimitedAction, _ decision: RateLimitDecision?) throws {
@@ -172,8 +184,8 @@ public struct RateLimiter: Sendable {
     /// The four reads are asked for at once (one round trip); their answers are then applied in
     /// that order, so the error a client sees is the same as if they had been asked in turn.
     public func checkLogin(account: String, ip: String?) async throws {
-        async let byIP = decide(.login, ip.map { "ip:\(Self.digest($0))" }, policy.perIP[.login])
-        async let byAccount = decide(.login, "acct:\(Self.clientDigest(account, ip))", policy.perAccount[.login])
+        async let byIP = decide(.login, policy.perIP[.login].flatMap { limit in ip.map { ("ip:\(Self.digest($0))", limit) } })
+        async let byAccount = decide(.login, policy.perAccount[.login].map { ("acct:\(Self.clientDigest(account, ip))", $0) })
         async let lockout = lockoutFailures(account: account, ip: ip)
         async let slowdown = slowdownFailures(account: account)
         try admit(.login, try await byIP)
@@ -256,7 +268,8 @@ public struct RateLimiter: Sendable {
     /// Refusals since start, by action, plus refused logins of locked accounts.
     public var rejections: [String: Int] { counters.snapshot() }
 
-    static func digest(_ value: String) -> String { String(TokenHash.hex(value).prefix(32)) }
+    /// The first 16 bytes of the SHA-256, in hex (32 characters).
+    static func digest(_ value: String) -> String { SHA256.hash(data: Array(value.utf8)).withUnsafeBytes { Hex.lowercase($0.prefix(16)) } }
 
     static func wholeSeconds(_ interval: TimeInterval) -> Int { max(1, Int(interval.rounded(.up))) }
 }

@@ -109,6 +109,6 @@ public enum EncryptionKeyFile {
 /// Hex SHA-256: how one-time token secrets are stored (never the secret itself).
 public enum TokenHash {
     public static func hex(_ value: String) -> String {
-        SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(value.utf8)).withUnsafeBytes { Hex.lowercase($0) }
     }
 }
