@@ -91,8 +91,7 @@ enum RedisRateLimitScripts {
         if allowAt - now > tonumber(ARGV[5]) then
           return {0, string.format('%.17g', allowAt - now)}
         end
-        redis.call('SET', KEYS[1], string.format('%.17g', nextArrival))
-        redis.call('PEXPIREAT', KEYS[1], math.ceil((nextArrival + tonumber(ARGV[4])) * 1000))
+        redis.call('SET', KEYS[1], string.format('%.17g', nextArrival), 'PXAT', math.ceil((nextArrival + tonumber(ARGV[4])) * 1000))
         return {1, '0'}
         """
     )

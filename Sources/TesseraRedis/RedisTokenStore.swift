@@ -126,7 +126,7 @@ public struct RedisTokenStore: TokenStore, RedisBackedStore {
                 .init(revocationChannel), .init(Self.milliseconds(request.idleTTL)), .init(String(request.revokedAccessTTL)),
                 .init(usesServerTime ? "1" : "0"),
             ] + agents + addresses,
-            durability: durability, revokes: { $0.array?.first?.string == "reused" }
+            durability: durability, seldomRevokes: true, revokes: { $0.array?.first?.string == "reused" }
         )
         let parts = reply.array ?? []
         switch parts.first?.string {

@@ -163,10 +163,14 @@ extension RedisBackedStore {
     /// A revocation that found nothing to revoke waits too: on a primary that is being demoted
     /// "nothing here" can mean the session lives on the new primary, and only the missing
     /// replica acknowledgement tells that apart from a session that is really gone.
+    ///
+    /// `seldomRevokes` (a rotation, which revokes only on re-use): on a server without replicas
+    /// the script goes alone and `INFO replication` follows only a reply that revoked, instead
+    /// of riding along with every call.
     @discardableResult
     func runRevocation(
         _ script: RedisScript, keys: [String], _ arguments: [RESPArgument], durability: RevocationDurability,
-        revokes: @Sendable (RESPValue) -> Bool = { _ in true }
+        seldomRevokes: Bool = false, revokes: @Sendable (RESPValue) -> Bool = { _ in true }
     ) async throws -> RESPValue {
         let keyArguments = keys.map { RESPArgument($0) }
         let expected = client.expectedReplicas(routingKey: keyArguments.first)
@@ -175,7 +179,9 @@ extension RedisBackedStore {
                 return try await client.evalScript(script, keys: keyArguments, arguments: arguments)
             }
             if durability.expectsNoReplica(expected: expected, isCluster: client.isCluster) {
-                return try await runOnSharedConnection(script, keys: keyArguments, arguments, expected: expected, durability: durability, revokes: revokes)
+                return try await runOnSharedConnection(
+                    script, keys: keyArguments, arguments, expected: expected, durability: durability, seldomRevokes: seldomRevokes, revokes: revokes
+                )
             }
             return try await client.withConnection(routingKey: keyArguments.first) {
                 (connection: RedisNodeConnection) async throws(RedisError) -> RESPValue in
@@ -206,12 +212,21 @@ extension RedisBackedStore {
     /// no older than the revocation, so the replicas it counts have the revocation too.
     private func runOnSharedConnection(
         _ script: RedisScript, keys: [RESPArgument], _ arguments: [RESPArgument], expected: Int?, durability: RevocationDurability,
-        revokes: @Sendable (RESPValue) -> Bool
+        seldomRevokes: Bool, revokes: @Sendable (RESPValue) -> Bool
     ) async throws(RedisError) -> RESPValue {
-        let (reply, info) = try await evalScriptThenInfo(script, keys: keys, arguments: arguments) {
-            (commands: [[RESPArgument]]) async throws(RedisError) in try await client.pipeline(commands, timeout: nil)
+        let reply: RESPValue
+        let info: RESPValue
+        if seldomRevokes {
+            reply = try await client.evalScript(script, keys: keys, arguments: arguments)
+            guard revokes(reply) else { return reply }
+            // Asked after the revocation on the same server, so it sees the replicas of then.
+            info = try await client.send(["INFO", "replication"], timeout: nil)
+        } else {
+            (reply, info) = try await evalScriptThenInfo(script, keys: keys, arguments: arguments) {
+                (commands: [[RESPArgument]]) async throws(RedisError) in try await client.pipeline(commands, timeout: nil)
+            }
+            guard revokes(reply) else { return reply }
         }
-        guard revokes(reply) else { return reply }
         let required = durability.requiredReplicas(replicationInfo: info, expected: expected)
         guard required > 0 else { return reply }
         try await client.withConnection(routingKey: keys.first) { (connection: RedisNodeConnection) async throws(RedisError) in

@@ -110,6 +110,47 @@ struct RevocationDurabilityTests {
         }
     }
 
+    /// A rotation revokes only on re-use, so on a server without a known replica it asks for
+    /// `INFO replication` only then: an ordinary rotation never waits, a detected re-use still
+    /// waits for a replica the store had not seen.
+    @Test func aReuseDetectedByARotationWaitsForAReplicaNotSeenBefore() async throws {
+        try await withRedisServer { primary in
+            try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
+                try await waitUntil("the replica is in sync", .seconds(30)) {
+                    let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
+                    return info.contains("master_link_status:up")
+                }
+                try await withRedisClient(url: primary.url) { client in
+                    let clock = ManualClock()
+                    let store = RedisTokenStore(
+                        client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
+                    )
+                    let now = clock.now()
+                    try await store.createSession(
+                        SessionRecord(
+                            id: "r", userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                        )
+                    )
+                    #expect(store.durability.expectsNoReplica(expected: nil, isCluster: false))
+                    replica.pause()
+                    defer { replica.resume() }
+                    func rotation(presenting generation: Int64) -> RotationRequest {
+                        RotationRequest(userID: "u", sessionID: "r", presentedGeneration: generation, graceWindow: 0, idleTTL: 600, revokedAccessTTL: 900)
+                    }
+                    guard case .rotated = try await store.rotate(rotation(presenting: 1)) else {
+                        Issue.record("an ordinary rotation must not wait for the stalled replica")
+                        return
+                    }
+                    clock.advance(by: 5)
+                    // Generation 1 again, past the grace window: a re-use, which ends the session.
+                    await #expect(throws: StoreError.self) { try await store.rotate(rotation(presenting: 1)) }
+                    #expect(!store.durability.expectsNoReplica(expected: nil, isCluster: false))
+                }
+            }
+        }
+    }
+
     @Test func aLogoutIsAcknowledgedOnlyOnceTheReplicaHasIt() async throws {
         try await withRedisServer { primary in
             try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
