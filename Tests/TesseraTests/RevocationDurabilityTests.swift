@@ -83,11 +83,7 @@ struct RevocationDurabilityTests {
                 #expect(try await store.endSession(id: "alone", userID: "u", accessTTL: 900, tokenID: "j1", tokenExpiresAt: clock.now().addingTimeInterval(60)))
                 #expect(store.durability.expectsNoReplica(expected: nil, isCluster: false))
 
-                try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
-                    try await waitUntil("the replica is in sync", .seconds(30)) {
-                        let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
-                        return info.contains("master_link_status:up")
-                    }
+                try await withSyncedReplica(of: primary) { replica in
                     // The store has not seen the replica yet; the logout still waits for it.
                     try await session("stalled")
                     replica.pause()
@@ -114,84 +110,86 @@ struct RevocationDurabilityTests {
     /// `INFO replication` only then: an ordinary rotation never waits, a detected re-use still
     /// waits for a replica the store had not seen.
     @Test func aReuseDetectedByARotationWaitsForAReplicaNotSeenBefore() async throws {
-        try await withRedisServer { primary in
-            try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
-                try await waitUntil("the replica is in sync", .seconds(30)) {
-                    let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
-                    return info.contains("master_link_status:up")
-                }
-                try await withRedisClient(url: primary.url) { client in
-                    let clock = ManualClock()
-                    let store = RedisTokenStore(
-                        client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
-                    )
-                    let now = clock.now()
-                    try await store.createSession(
-                        SessionRecord(
-                            id: "r", userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
-                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
-                        )
-                    )
-                    #expect(store.durability.expectsNoReplica(expected: nil, isCluster: false))
-                    replica.pause()
-                    defer { replica.resume() }
-                    func rotation(presenting generation: Int64) -> RotationRequest {
-                        RotationRequest(userID: "u", sessionID: "r", presentedGeneration: generation, graceWindow: 0, idleTTL: 600, revokedAccessTTL: 900)
-                    }
-                    guard case .rotated = try await store.rotate(rotation(presenting: 1)) else {
-                        Issue.record("an ordinary rotation must not wait for the stalled replica")
-                        return
-                    }
-                    clock.advance(by: 5)
-                    // Generation 1 again, past the grace window: a re-use, which ends the session.
-                    await #expect(throws: StoreError.self) { try await store.rotate(rotation(presenting: 1)) }
-                    #expect(!store.durability.expectsNoReplica(expected: nil, isCluster: false))
-                }
+        try await withReplicatedStore { replica, store, clock in
+            let now = clock.now()
+            try await store.createSession(
+                SessionRecord(
+                    id: "r", userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                    idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                )
+            )
+            #expect(store.durability.expectsNoReplica(expected: nil, isCluster: false))
+            replica.pause()
+            defer { replica.resume() }
+            func rotation(presenting generation: Int64) -> RotationRequest {
+                RotationRequest(userID: "u", sessionID: "r", presentedGeneration: generation, graceWindow: 0, idleTTL: 600, revokedAccessTTL: 900)
             }
+            guard case .rotated = try await store.rotate(rotation(presenting: 1)) else {
+                Issue.record("an ordinary rotation must not wait for the stalled replica")
+                return
+            }
+            clock.advance(by: 5)
+            // Generation 1 again, past the grace window: a re-use, which ends the session.
+            await #expect(throws: StoreError.self) { try await store.rotate(rotation(presenting: 1)) }
+            #expect(!store.durability.expectsNoReplica(expected: nil, isCluster: false))
         }
     }
 
     @Test func aLogoutIsAcknowledgedOnlyOnceTheReplicaHasIt() async throws {
-        try await withRedisServer { primary in
-            try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
-                try await waitUntil("the replica is in sync", .seconds(30)) {
-                    let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
-                    return info.contains("master_link_status:up")
-                }
-                try await withRedisClient(url: primary.url) { client in
-                    let clock = ManualClock()
-                    let store = RedisTokenStore(
-                        client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
-                    )
-                    func session(_ id: String) async throws -> SessionRecord {
-                        let now = clock.now()
-                        let record = SessionRecord(
-                            id: id, userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
-                            idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
-                        )
-                        try await store.createSession(record)
-                        return record
-                    }
-                    _ = try await session("a")
-                    #expect(try await store.revokeSession(id: "a", userID: "u", accessTTL: 900))
-                    // The replica stalls: the logout lands on the primary but is not acknowledged.
-                    _ = try await session("b")
-                    _ = try await session("b2")
-                    replica.pause()
-                    await #expect(throws: StoreError.self) { try await store.revokeSession(id: "b", userID: "u", accessTTL: 900) }
-                    await #expect(throws: StoreError.self) { try await store.revokeAllSessions(userID: "u", keeping: nil, accessTTL: 900) }
-                    // Without the wait, the primary alone acknowledges.
-                    let primaryOnly = RedisTokenStore(client: client, keyPrefix: "d:", clock: clock, durability: .primaryOnly)
-                    _ = try await session("c")
-                    #expect(try await primaryOnly.revokeSession(id: "c", userID: "u", accessTTL: 900))
-                    replica.resume()
-                    // The retry is idempotent: the session is gone, the denial in force.
-                    _ = try await store.revokeSession(id: "b", userID: "u", accessTTL: 900)
-                    #expect(try await store.isRevoked(tokenID: "x", sessionID: "b", userID: "u"))
-                    _ = try await session("d")
-                    #expect(try await store.revokeSession(id: "d", userID: "u", accessTTL: 900))
-                }
+        try await withReplicatedStore { replica, store, clock in
+            func session(_ id: String) async throws -> SessionRecord {
+                let now = clock.now()
+                let record = SessionRecord(
+                    id: id, userID: "u", generation: 1, rotatedAt: now, createdAt: now, lastUsedAt: now,
+                    idleExpiresAt: now.addingTimeInterval(600), absoluteExpiresAt: now.addingTimeInterval(3600)
+                )
+                try await store.createSession(record)
+                return record
+            }
+            _ = try await session("a")
+            #expect(try await store.revokeSession(id: "a", userID: "u", accessTTL: 900))
+            // The replica stalls: the logout lands on the primary but is not acknowledged.
+            _ = try await session("b")
+            _ = try await session("b2")
+            replica.pause()
+            await #expect(throws: StoreError.self) { try await store.revokeSession(id: "b", userID: "u", accessTTL: 900) }
+            await #expect(throws: StoreError.self) { try await store.revokeAllSessions(userID: "u", keeping: nil, accessTTL: 900) }
+            // Without the wait, the primary alone acknowledges.
+            let primaryOnly = RedisTokenStore(client: store.client, keyPrefix: "d:", clock: clock, durability: .primaryOnly)
+            _ = try await session("c")
+            #expect(try await primaryOnly.revokeSession(id: "c", userID: "u", accessTTL: 900))
+            replica.resume()
+            // The retry is idempotent: the session is gone, the denial in force.
+            _ = try await store.revokeSession(id: "b", userID: "u", accessTTL: 900)
+            #expect(try await store.isRevoked(tokenID: "x", sessionID: "b", userID: "u"))
+            _ = try await session("d")
+            #expect(try await store.revokeSession(id: "d", userID: "u", accessTTL: 900))
+        }
+    }
+}
+
+/// A primary with a replica in sync, and a store on the primary whose revocations wait up to
+/// 300 ms for replicas (by the automatic rule).
+private func withReplicatedStore(_ body: (RedisServerProcess, RedisTokenStore, ManualClock) async throws -> Void) async throws {
+    try await withRedisServer { primary in
+        try await withSyncedReplica(of: primary) { replica in
+            try await withRedisClient(url: primary.url) { client in
+                let clock = ManualClock()
+                let store = RedisTokenStore(
+                    client: client, keyPrefix: "d:", clock: clock, durability: RevocationDurability(minimumReplicas: nil, timeout: .milliseconds(300))
+                )
+                try await body(replica, store, clock)
             }
         }
+    }
+}
+
+private func withSyncedReplica(of primary: RedisServerProcess, _ body: (RedisServerProcess) async throws -> Void) async throws {
+    try await withRedisServer(options: .init(extraConfiguration: ["replicaof 127.0.0.1 \(primary.port)"])) { replica in
+        try await waitUntil("the replica is in sync", .seconds(30)) {
+            let info = (try? await runRedisCLI(["-p", "\(replica.port)", "INFO", "replication"])) ?? ""
+            return info.contains("master_link_status:up")
+        }
+        try await body(replica)
     }
 }
