@@ -27,18 +27,20 @@ public struct RedisUserCache: UserCache, RedisBackedStore {
     public func userKey(_ userID: String) -> String { "\(keyPrefix){u:\(userID)}:user" }
 
     public func user(id: String) async throws -> User? {
-        let reply = try await send(["HGETALL", .init(userKey(id))])
-        guard let map = reply.stringMap, !map.isEmpty else { return nil }
-        func string(_ key: String) -> String? { map[key]?.string }
-        func date(_ key: String) -> Date? { string(key).flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
-        guard let userID = string("id"), let email = string("email"), let mfa = string("mfa"), let created = date("cre"),
-            let updated = date("upd"), let expiry = date("exp")
+        // HMGET, not HGETALL: the fields come back as an array in this order, read by position
+        // (a RESP3 map reply was decoded into a dictionary, then copied into a second one).
+        let reply = try await send(["HMGET", .init(userKey(id)), "id", "email", "mfa", "cre", "upd", "exp", "lck"])
+        guard let fields = reply.array, fields.count == 7 else { throw malformed("user") }
+        if fields.allSatisfy(\.isNull) { return nil }
+        func date(_ index: Int) -> Date? { fields[index].string.flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
+        guard let userID = fields[0].string, let email = fields[1].string, let mfa = fields[2].string, let created = date(3),
+            let updated = date(4), let expiry = date(5)
         else { throw malformed("user") }
         guard clock.now() < expiry else { return nil }
         // Entries written before locks existed have no `lck`: unlocked.
         return User(
             id: userID, email: email, passwordHash: "", mfaEnabled: mfa == "1", createdAt: created, updatedAt: updated,
-            lockedAt: date("lck")
+            lockedAt: date(6)
         )
     }
 
