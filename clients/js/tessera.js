@@ -54,6 +54,8 @@ class TesseraClient {
   // the lock when one arrived ends with it instead of asking the server (localStorage may not
   // show the other tab's "out" record yet when the lock passes here).
   #signOuts = 0; #signOutReason = "signed_out";
+  // Releases of the sign-out markers this tab holds (see #markOut).
+  #outMarkers = new Set();
 
   /** @param {ClientOptions} options */
   constructor({ baseURL, transport = "cookie", apiOrigins = [], storageKey, requestTimeout = 10000, lockTimeout = 15000 }) {
@@ -159,6 +161,8 @@ class TesseraClient {
   /** Stops timers, listeners and the channel (for tests and single-page-app teardown). */
   close() {
     this.#closed = true;
+    for (const release of this.#outMarkers) release();
+    this.#outMarkers.clear();
     clearTimeout(this.#timer);
     clearInterval(this.#heartbeat);
     this.#channel.close();
@@ -203,7 +207,9 @@ class TesseraClient {
   }
 
   #signOutEverywhere(reason) {
-    this.#write({ out: true, version: nextVersion(this.#read()) });
+    const version = nextVersion(this.#read());
+    this.#write({ out: true, version });
+    this.#markOut(version, reason);
     this.#channel.postMessage({ type: "signed_out", reason });
     if (this.#forget()) this.#emit("signed_out", reason);
   }
@@ -251,6 +257,8 @@ class TesseraClient {
   /** Runs while holding the lock: no user callbacks in here. */
   async #refreshLocked(staleVersion, signOuts) {
     if (this.#signOuts !== signOuts) return { kind: "final", reason: this.#signOutReason };
+    const marked = await this.#markedOut(staleVersion);
+    if (marked) return { kind: "final", reason: marked };
     let shared = this.#read();
     if (shared?.out) return { kind: "final", reason: shared.reason ?? "signed_out" };
     // Another tab may have refreshed while this one waited for the lock: take its grant.
@@ -293,9 +301,40 @@ class TesseraClient {
     }
     // refresh_token_reused, invalid_refresh_token, or a refusal no retry can change: final.
     const reason = body.code || `http_${response.status}`;
-    this.#write({ out: true, reason, version: nextVersion(shared) });
+    const version = nextVersion(shared);
+    this.#write({ out: true, reason, version });
     this.#channel.postMessage({ type: "signed_out", reason });
+    await this.#markOut(version, reason); // before the refresh lock is released
     return { kind: "final", reason };
+  }
+
+  // A sign-out is also marked by a held Web Lock named after its version and reason. The lock
+  // manager is what hands the refresh lock on, so a tab granted that lock after this one
+  // released it sees the marker, whereas the localStorage record and the channel's message
+  // travel apart and may reach it later (Chromium does not order them with the lock).
+
+  /** Holds the marker lock of a sign-out (until this tab takes a newer grant); resolves once held. */
+  #markOut(version, reason) {
+    if (!globalThis.navigator?.locks) return Promise.resolve();
+    return new Promise((held) => {
+      navigator.locks.request(`${this.#key}:out:${version}:${reason}`, { mode: "shared" }, () => {
+        held();
+        return new Promise((release) => this.#outMarkers.add(release));
+      }).catch(() => held());
+    });
+  }
+
+  /** The reason of a sign-out marked after the grant `staleVersion`, or null. */
+  async #markedOut(staleVersion) {
+    if (!globalThis.navigator?.locks?.query) return null;
+    const prefix = `${this.#key}:out:`;
+    const { held = [] } = await navigator.locks.query().catch(() => ({}));
+    for (const { name } of held) {
+      if (!name?.startsWith(prefix)) continue;
+      const [version, ...reason] = name.slice(prefix.length).split(":");
+      if (Number(version) > staleVersion) return reason.join(":") || "signed_out";
+    }
+    return null;
   }
 
   async #withLock(body) {
@@ -333,6 +372,9 @@ class TesseraClient {
   /** Adopts a grant (own or another tab's) if it is newer; returns whether it was. */
   #apply(state, user = state.user) {
     if (state.version <= this.#version && this.#signedIn) return false;
+    // A grant newer than any sign-out this tab marked: the markers have done their work.
+    for (const release of this.#outMarkers) release();
+    this.#outMarkers.clear();
     this.#signedIn = true;
     this.#version = state.version;
     this.#expiresAt = state.expiresAt;
