@@ -144,9 +144,8 @@ public struct RateLimiter: Sendable {
     /// The per-IP and per-account decisions are asked for at once (one script each, so each key
     /// stays in its own Redis Cluster slot), so two limits cost one round trip, not two.
     public func check(_ action: RateLimitedAction, ip: String?, account: String?) async throws {
-        let byIP = policy.perIP[action].flatMap { limit in ip.map { ("ip:\(Self.digest($0))", limit) } }
-        let byAccount = policy.perAccount[action].flatMap { limit in account.map { ("acct:\(Self.digest($0))", limit) } }
-        switch (byIP, byAccount) {
+        let byAccount = policy.perAccount[action].flatMap { limit in account.map { (subject: "acct:\(Self.digest($0))", limit: limit) } }
+        switch (perIP(action, ip), byAccount) {
         case (nil, nil):
             return
         case (let only?, nil), (nil, let only?):
@@ -157,6 +156,11 @@ public struct RateLimiter: Sendable {
             try admit(action, try await firstDecision)
             try admit(action, try await secondDecision)
         }
+    }
+
+    /// The per-IP limit of `action`, with its subject, when one is configured and there is an address.
+    private func perIP(_ action: RateLimitedAction, _ ip: String?) -> (subject: String, limit: RateLimit)? {
+        policy.perIP[action].flatMap { limit in ip.map { ("ip:\(Self.digest($0))", limit) } }
     }
 
     /// nil when the limit does not apply (no subject, or no limit configured). Subjects are
@@ -184,7 +188,7 @@ public struct RateLimiter: Sendable {
     /// The four reads are asked for at once (one round trip); their answers are then applied in
     /// that order, so the error a client sees is the same as if they had been asked in turn.
     public func checkLogin(account: String, ip: String?) async throws {
-        async let byIP = decide(.login, policy.perIP[.login].flatMap { limit in ip.map { ("ip:\(Self.digest($0))", limit) } })
+        async let byIP = decide(.login, perIP(.login, ip))
         async let byAccount = decide(.login, policy.perAccount[.login].map { ("acct:\(Self.clientDigest(account, ip))", $0) })
         async let lockout = lockoutFailures(account: account, ip: ip)
         async let slowdown = slowdownFailures(account: account)

@@ -40,7 +40,6 @@ public final class RevocationView: Sendable, Service {
     /// Nanoseconds since `origin` until which the view may answer; 0 while not synced.
     private let trustedUntil = Atomic<Int64>(0)
     private let resyncTotal = Atomic<Int>(0)
-    private let lastLoadNanoseconds = Atomic<Int>(-1)
     private let origin = ContinuousClock.now
     private let resyncRequests: AsyncStream<Int>
     private let resyncContinuation: AsyncStream<Int>.Continuation
@@ -63,6 +62,7 @@ public final class RevocationView: Sendable, Service {
         var epoch = 0
         var synced = false
         var resyncs = 0
+        var lastLoad: Duration?
 
         var allSubscribed: Bool { !nodes.isEmpty && nodes.values.allSatisfy { $0.connection != nil } }
 
@@ -133,10 +133,7 @@ public final class RevocationView: Sendable, Service {
 
     /// How long the last completed load took (reading the denylist and merging it), the part of
     /// a resync that grows with the live denials; nil before the first.
-    public var lastLoadDuration: Duration? {
-        let nanoseconds = lastLoadNanoseconds.load(ordering: .relaxed)
-        return nanoseconds < 0 ? nil : .nanoseconds(nanoseconds)
-    }
+    public var lastLoadDuration: Duration? { sync.withLock { $0.lastLoad } }
 
     /// Entries held, expired ones not yet swept included.
     public var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
@@ -306,13 +303,13 @@ public final class RevocationView: Sendable, Service {
                     guard state.epoch == epoch, state.allSubscribed else { return false }
                     state.synced = true
                     state.resyncs += 1
-                    self.lastLoadNanoseconds.store(Int(took.components.seconds) * 1_000_000_000 + Int(took.components.attoseconds / 1_000_000_000), ordering: .relaxed)
+                    state.lastLoad = took
                     self.resyncTotal.add(1, ordering: .releasing)
                     if let proof = state.proof { self.trust(until: proof + self.lease) }
                     return true
                 }
                 if synced {
-                    self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)", "load_ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)"])
+                    self.logger.info("revocation view synchronised", metadata: ["entries": "\(loaded)", "load_ms": "\(Int(took / .milliseconds(1)))"])
                 }
                 return
             } catch {

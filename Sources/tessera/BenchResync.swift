@@ -90,9 +90,7 @@ struct BenchResync: AsyncParsableCommand {
         }
     }
 
-    private static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
+    private static func milliseconds(_ duration: Duration) -> Double { duration / .milliseconds(1) }
 
     private static func summary(_ values: [Double]) -> String {
         let sorted = values.sorted()

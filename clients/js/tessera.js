@@ -207,10 +207,7 @@ class TesseraClient {
   }
 
   #signOutEverywhere(reason) {
-    const version = nextVersion(this.#read());
-    this.#write({ out: true, version });
-    this.#markOut(version, reason);
-    this.#channel.postMessage({ type: "signed_out", reason });
+    this.#announceSignOut({ out: true, version: nextVersion(this.#read()) }, reason);
     if (this.#forget()) this.#emit("signed_out", reason);
   }
 
@@ -301,10 +298,7 @@ class TesseraClient {
     }
     // refresh_token_reused, invalid_refresh_token, or a refusal no retry can change: final.
     const reason = body.code || `http_${response.status}`;
-    const version = nextVersion(shared);
-    this.#write({ out: true, reason, version });
-    this.#channel.postMessage({ type: "signed_out", reason });
-    await this.#markOut(version, reason); // before the refresh lock is released
+    await this.#announceSignOut({ out: true, reason, version: nextVersion(shared) }, reason); // before the refresh lock is released
     return { kind: "final", reason };
   }
 
@@ -312,6 +306,13 @@ class TesseraClient {
   // manager is what hands the refresh lock on, so a tab granted that lock after this one
   // released it sees the marker, whereas the localStorage record and the channel's message
   // travel apart and may reach it later (Chromium does not order them with the lock).
+
+  /** Tells the other tabs by all three paths: the record, the channel, the marker (resolves once held). */
+  #announceSignOut(record, reason) {
+    this.#write(record);
+    this.#channel.postMessage({ type: "signed_out", reason });
+    return this.#markOut(record.version, reason);
+  }
 
   /** Holds the marker lock of a sign-out (until this tab takes a newer grant); resolves once held. */
   #markOut(version, reason) {
